@@ -1,0 +1,128 @@
+"""All paths and settings in one place.
+
+Every setting comes from an environment variable with a default, read each time
+:func:`get_settings` is called, so that tests (and ``monkeypatch.setenv``) see
+changes without reloading modules.
+
+==============================  ==============================================
+Variable                        Default
+==============================  ==============================================
+``FRAUD_APP_HOME``              the project root (folder holding ``app.py``)
+``FRAUD_APP_DATA_DIR``          ``<home>/data``
+``FRAUD_APP_OUTPUT_DIR``        ``<home>/output``
+``FRAUD_APP_MODELS_DIR``        ``<output>/models``
+``FRAUD_APP_DATABASE_URL``      ``sqlite:///<output>/fraud_app.sqlite3``
+``FRAUD_APP_API_TOKEN``         unset: POST needs no token
+``FRAUD_APP_LOG_LEVEL``         ``INFO``
+``FRAUD_APP_LOG_DIR``           ``<home>/logs``
+``FRAUD_APP_DATASET``           ``real`` (or ``synthetic`` for the demo mode)
+``FRAUD_APP_SYNTHETIC_ROWS``    ``20000``
+``FRAUD_APP_SYNTHETIC_FRAUD_RATE`` ``0.01``
+``FRAUD_APP_SEED``              ``0``
+==============================  ==============================================
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+DATASET_KINDS = ("real", "synthetic")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+
+
+class ConfigError(ValueError):
+    """A setting from the environment has a value we cannot use."""
+
+
+def _default_home() -> Path:
+    package_root = Path(__file__).resolve().parent.parent
+    if (package_root / "app.py").exists():
+        return package_root
+    return Path.cwd()
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings. Build with :func:`get_settings`."""
+
+    home: Path
+    data_dir: Path
+    output_dir: Path
+    models_dir: Path
+    database_url: str
+    api_token: str | None
+    log_level: str
+    log_dir: Path
+    dataset: str
+    synthetic_rows: int
+    synthetic_fraud_rate: float
+    seed: int
+
+    @property
+    def parquet_path(self) -> Path:
+        """Where ``data fetch`` writes the real data set."""
+        return self.data_dir / "creditcard.parquet"
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _int(name: str, default: int, minimum: int) -> int:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not an integer") from None
+    if value < minimum:
+        raise ConfigError(f"{name}={value} must be at least {minimum}")
+    return value
+
+
+def _float(name: str, default: float, low: float, high: float) -> float:
+    raw = _env(name)
+    if raw is None:
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number") from None
+    if not low < value < high:
+        raise ConfigError(f"{name}={value} must be between {low} and {high} (exclusive)")
+    return value
+
+
+def get_settings() -> Settings:
+    """Read the settings from the environment, applying the defaults."""
+    home = Path(_env("FRAUD_APP_HOME") or _default_home()).resolve()
+    data_dir = Path(_env("FRAUD_APP_DATA_DIR") or home / "data")
+    output_dir = Path(_env("FRAUD_APP_OUTPUT_DIR") or home / "output")
+    models_dir = Path(_env("FRAUD_APP_MODELS_DIR") or output_dir / "models")
+    database_url = _env("FRAUD_APP_DATABASE_URL") or f"sqlite:///{output_dir / 'fraud_app.sqlite3'}"
+    log_level = (_env("FRAUD_APP_LOG_LEVEL") or "INFO").upper()
+    if log_level not in LOG_LEVELS:
+        raise ConfigError(f"FRAUD_APP_LOG_LEVEL={log_level!r} must be one of {', '.join(LOG_LEVELS)}")
+    dataset = (_env("FRAUD_APP_DATASET") or "real").lower()
+    if dataset not in DATASET_KINDS:
+        raise ConfigError(f"FRAUD_APP_DATASET={dataset!r} must be one of {', '.join(DATASET_KINDS)}")
+    return Settings(
+        home=home,
+        data_dir=data_dir,
+        output_dir=output_dir,
+        models_dir=models_dir,
+        database_url=database_url,
+        api_token=_env("FRAUD_APP_API_TOKEN"),
+        log_level=log_level,
+        log_dir=Path(_env("FRAUD_APP_LOG_DIR") or home / "logs"),
+        dataset=dataset,
+        synthetic_rows=_int("FRAUD_APP_SYNTHETIC_ROWS", 20_000, 100),
+        synthetic_fraud_rate=_float("FRAUD_APP_SYNTHETIC_FRAUD_RATE", 0.01, 0.0, 0.5),
+        seed=_int("FRAUD_APP_SEED", 0, 0),
+    )

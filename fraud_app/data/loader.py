@@ -1,0 +1,144 @@
+"""Load the transactions once per process."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from fraud_app.config import get_settings
+from fraud_app.data.schema import COLUMNS, SchemaError, to_canonical, validate_transactions
+from fraud_app.data.synthetic import make_synthetic
+
+log = logging.getLogger(__name__)
+
+
+class DataNotFoundError(FileNotFoundError):
+    """The real data set has not been fetched yet."""
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """Headline facts about a transactions frame."""
+
+    rows: int
+    frauds: int
+    fraud_rate: float
+    time_span_hours: float
+    memory_mb: float
+    source: str
+    fingerprint: str
+
+    def as_dict(self) -> dict:
+        return {
+            "rows": self.rows,
+            "frauds": self.frauds,
+            "fraud_rate": self.fraud_rate,
+            "time_span_hours": self.time_span_hours,
+            "memory_mb": self.memory_mb,
+            "source": self.source,
+            "fingerprint": self.fingerprint,
+        }
+
+
+_lock = threading.Lock()
+_cache: dict[tuple, pd.DataFrame] = {}
+#: How many times a frame was actually read or generated (tests use it).
+load_count = 0
+
+
+def _cache_key(path: Path | None) -> tuple:
+    settings = get_settings()
+    if path is None and settings.dataset == "synthetic":
+        return ("synthetic", settings.synthetic_rows, settings.synthetic_fraud_rate, settings.seed)
+    target = Path(path) if path is not None else settings.parquet_path
+    try:
+        stat = target.stat()
+    except FileNotFoundError:
+        raise DataNotFoundError(
+            f"data set not found at {target}; run `python -m fraud_app data fetch` "
+            "(or set FRAUD_APP_DATASET=synthetic for the demo mode)"
+        ) from None
+    return ("file", str(target.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def read_transactions_file(path: Path) -> pd.DataFrame:
+    """Read a Parquet or CSV file, map Kaggle names and validate it."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        frame = pd.read_parquet(path)
+    elif suffix in {".csv", ".gz", ".zip"}:
+        frame = pd.read_csv(path)
+    else:
+        raise SchemaError(f"{path.name}: unsupported file type {suffix!r} (use .parquet or .csv)")
+    try:
+        return validate_transactions(to_canonical(frame))
+    except SchemaError as exc:
+        raise SchemaError(f"{path.name}: {exc}") from None
+
+
+def load_transactions(path: str | Path | None = None) -> pd.DataFrame:
+    """Return the canonical transactions frame, loaded once per process.
+
+    With no ``path``: the real data set at ``<data_dir>/creditcard.parquet``, or the
+    seeded synthetic set when ``FRAUD_APP_DATASET=synthetic``. The real data is never
+    replaced by synthetic data silently: a missing file raises :class:`DataNotFoundError`.
+    The returned frame is shared; treat it as read-only.
+    """
+    global load_count
+    key = _cache_key(Path(path) if path is not None else None)
+    with _lock:
+        frame = _cache.get(key)
+        if frame is None:
+            if key[0] == "synthetic":
+                _, rows, rate, seed = key
+                frame = validate_transactions(make_synthetic(rows, rate, seed))
+                log.info("generated synthetic data set: %d rows, seed %d", rows, seed)
+            else:
+                frame = read_transactions_file(Path(key[1]))
+                log.info("loaded %s: %d rows", key[1], len(frame))
+            frame.attrs["source"] = key[0] if key[0] == "synthetic" else key[1]
+            frame.attrs["fingerprint"] = fingerprint(frame)
+            load_count += 1
+            _cache.clear()
+            _cache[key] = frame
+    return frame
+
+
+def clear_cache() -> None:
+    """Forget the loaded frame (tests)."""
+    with _lock:
+        _cache.clear()
+
+
+def fingerprint(frame: pd.DataFrame) -> str:
+    """A short, stable hash of a frame's contents."""
+    digest = hashlib.sha256()
+    digest.update(",".join(map(str, frame.columns)).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def dataset_info(frame: pd.DataFrame) -> DatasetInfo:
+    """Rows, frauds, fraud rate, time span and memory of a frame."""
+    rows = len(frame)
+    frauds = int(frame["is_fraud"].sum())
+    span = float(frame["time"].max() - frame["time"].min()) / 3600 if rows else 0.0
+    return DatasetInfo(
+        rows=rows,
+        frauds=frauds,
+        fraud_rate=frauds / rows if rows else 0.0,
+        time_span_hours=span,
+        memory_mb=float(frame.memory_usage(deep=True).sum()) / 1e6,
+        source=str(frame.attrs.get("source", "memory")),
+        fingerprint=str(frame.attrs.get("fingerprint") or fingerprint(frame)),
+    )
+
+
+__all__ = ["COLUMNS", "DataNotFoundError", "DatasetInfo", "clear_cache", "dataset_info",
+           "fingerprint", "load_transactions", "read_transactions_file"]

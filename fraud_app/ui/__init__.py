@@ -1,0 +1,1 @@
+"""The Panel UI: one ``Section`` per tab, assembled by ``FraudApp``."""
