@@ -1,1 +1,66 @@
-"""models (no Panel)."""
+"""Fraud models (no Panel): the :class:`FraudModel` abstraction, its kinds and the model store.
+
+>>> from fraud_app.models import create, load_model
+>>> model = create("lightgbm").fit(X, y)          # doctest: +SKIP
+>>> model.save("my_model")                        # doctest: +SKIP
+>>> load_model("my_model").predict_proba(X)       # doctest: +SKIP
+
+Add a kind with one class and one registration::
+
+    @register_kind
+    class MyModel(FraudModel):
+        kind = "my_kind"
+        ...
+"""
+
+from fraud_app.models import tree as _tree  # noqa: F401  (registers "decision_tree")
+from fraud_app.models.base import (
+    HYPERPARAMETERS,
+    VALIDATION_FRACTION,
+    FraudModel,
+    ProgressEvent,
+    Reporter,
+    best_f1_threshold,
+    check_features,
+    create,
+    is_cancelled,
+    model_class,
+    model_kinds,
+    register_kind,
+)
+from fraud_app.models.errors import (
+    InvalidModelNameError,
+    ModelExistsError,
+    ModelLoadError,
+    ModelNotFoundError,
+    NotFittedError,
+    TrainingCancelled,
+    UnknownModelKindError,
+)
+from fraud_app.models.store import (
+    delete_model,
+    get_active_model_name,
+    list_models,
+    load_model,
+    model_exists,
+    model_path,
+    read_metadata,
+    save_model,
+    set_active_model,
+    update_threshold,
+    validate_model_name,
+)
+from fraud_app.models.tree import DecisionTreeModel
+
+#: The built-in kind names (``model_kinds()`` also lists kinds registered later).
+MODEL_KINDS: tuple[str, ...] = model_kinds()
+
+__all__ = [
+    "HYPERPARAMETERS", "MODEL_KINDS", "VALIDATION_FRACTION",
+    "DecisionTreeModel", "FraudModel", "ProgressEvent", "Reporter",
+    "InvalidModelNameError", "ModelExistsError", "ModelLoadError", "ModelNotFoundError", "NotFittedError",
+    "TrainingCancelled", "UnknownModelKindError",
+    "best_f1_threshold", "check_features", "create", "delete_model", "get_active_model_name", "is_cancelled",
+    "list_models", "load_model", "model_class", "model_exists", "model_kinds", "model_path", "read_metadata",
+    "register_kind", "save_model", "set_active_model", "update_threshold", "validate_model_name",
+]
