@@ -1,1 +1,27 @@
-"""storage (no Panel)."""
+"""Storage (SQLAlchemy 2.x, no Panel): one engine per process, the tables and the repository functions.
+
+The database URL comes from ``FRAUD_APP_DATABASE_URL`` (default: the SQLite file
+``output/fraud_app.sqlite3``); PostgreSQL works through the same setting, e.g.
+``postgresql+psycopg://user:password@host:5432/fraud_app``.
+"""
+
+from fraud_app.storage.engine import database_url, dispose_engines, get_engine, init_db
+from fraud_app.storage.repository import (
+    PREDICTION_FIELDS,
+    TRAINING_RUN_FIELDS,
+    count_predictions,
+    get_prediction,
+    insert_predictions,
+    list_predictions,
+    list_training_runs,
+    record_training_run,
+    to_jsonable,
+)
+from fraud_app.storage.tables import SOURCES, metadata, predictions, training_runs
+
+__all__ = [
+    "PREDICTION_FIELDS", "SOURCES", "TRAINING_RUN_FIELDS",
+    "count_predictions", "database_url", "dispose_engines", "get_engine", "get_prediction", "init_db",
+    "insert_predictions", "list_predictions", "list_training_runs", "metadata", "predictions",
+    "record_training_run", "to_jsonable", "training_runs",
+]

@@ -1,0 +1,135 @@
+"""One SQLAlchemy engine per process, created lazily.
+
+The engine is keyed by ``(os.getpid(), url)``. A process forked by
+``panel serve --num-procs N`` after an engine was created finds no engine for
+its own pid, disposes the inherited ones without closing their sockets (they
+belong to the parent) and creates its own.
+
+SQLite gets write-ahead logging, a busy timeout, ``synchronous=NORMAL`` (durable
+against a crash of the process; only a power loss can drop the last commits)
+and foreign keys, set on every new connection. The folder of the SQLite file is
+created on first use.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+
+from fraud_app.config import get_settings
+
+log = logging.getLogger(__name__)
+
+#: Milliseconds a SQLite connection waits for a lock held by another writer.
+SQLITE_BUSY_TIMEOUT_MS = 30_000
+
+_lock = threading.RLock()
+_engines: dict[tuple[int, str], Engine] = {}
+_initialised: set[tuple[int, str]] = set()
+
+
+_URL_ENV = ("FRAUD_APP_DATABASE_URL", "FRAUD_APP_OUTPUT_DIR", "FRAUD_APP_HOME")
+_url_cache: tuple[tuple, str] | None = None
+
+
+def database_url() -> str:
+    """The database URL in force (``FRAUD_APP_DATABASE_URL`` or the SQLite file under ``output/``).
+
+    Re-derived from the settings only when one of the variables it depends on changes.
+    """
+    global _url_cache
+    key = tuple(os.environ.get(name) for name in _URL_ENV)
+    cached = _url_cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    url = get_settings().database_url
+    _url_cache = (key, url)
+    return url
+
+
+def _sqlite_file(url: str) -> Path | None:
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite":
+        return None
+    database = parsed.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return Path(database)
+
+
+def _on_sqlite_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+    cursor = dbapi_connection.cursor()
+    try:
+        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA journal_mode = WAL")
+        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute("PRAGMA foreign_keys = ON")
+    finally:
+        cursor.close()
+
+
+def _create(url: str) -> Engine:
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    kwargs: dict = {"future": True}
+    if backend == "sqlite":
+        path = _sqlite_file(url)
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        kwargs["pool_size"] = 8
+        kwargs["max_overflow"] = 16
+    else:
+        kwargs["pool_pre_ping"] = True
+        kwargs["pool_size"] = 8
+        kwargs["max_overflow"] = 8
+    engine = create_engine(url, **kwargs)
+    if backend == "sqlite":
+        event.listen(engine, "connect", _on_sqlite_connect)
+    log.debug("created engine for %s in pid %s", engine.url.render_as_string(hide_password=True), os.getpid())
+    return engine
+
+
+def get_engine(url: str | None = None) -> Engine:
+    """The process's engine for ``url`` (default: the configured database), with its tables created."""
+    url = url or database_url()
+    pid = os.getpid()
+    key = (pid, url)
+    engine = _engines.get(key)
+    if engine is not None and key in _initialised:
+        return engine
+    with _lock:
+        inherited = [k for k in _engines if k[0] != pid]
+        for stale in inherited:
+            # Forked child: drop the parent's pool without closing its connections.
+            _engines.pop(stale).dispose(close=False)
+            _initialised.discard(stale)
+        engine = _engines.get(key)
+        if engine is None:
+            engine = _engines[key] = _create(url)
+        if key not in _initialised:
+            from fraud_app.storage.tables import create_tables
+
+            create_tables(engine)
+            _initialised.add(key)
+        return engine
+
+
+def init_db(url: str | None = None) -> Engine:
+    """Create the tables if they do not exist yet and return the engine."""
+    return get_engine(url)
+
+
+def dispose_engines() -> None:
+    """Close every engine of this process (tests, shutdown)."""
+    with _lock:
+        pid = os.getpid()
+        for key in list(_engines):
+            engine = _engines.pop(key)
+            engine.dispose(close=key[0] == pid)
+        _initialised.clear()
