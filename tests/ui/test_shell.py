@@ -1,0 +1,174 @@
+"""The app shell: section registry, FraudApp assembly, deferred loading and error handling."""
+
+from __future__ import annotations
+
+import logging
+
+import panel as pn
+import param
+import pytest
+
+from fraud_app.data import DataNotFoundError
+from fraud_app.ui import base
+from fraud_app.ui.app import FraudApp, create_app
+from fraud_app.ui.base import (
+    Section,
+    busy,
+    catch_and_notify,
+    discover_sections,
+    register_section,
+    registered_sections,
+)
+from fraud_app.ui.state import AppState
+
+EXPECTED_TITLES = ["Exploratory Data Analysis", "Training", "Inference"]
+
+
+def test_the_three_sections_register_in_order() -> None:
+    discover_sections()
+    titles = [cls.title for cls in registered_sections()]
+    assert titles[:3] == EXPECTED_TITLES
+
+
+def test_adding_a_tab_is_one_class_and_one_registration(section_registry: dict) -> None:
+    @register_section
+    class AuditSection(Section):
+        title = "Audit"
+        icon = "✓"
+        order = 99
+
+        def __init__(self, **params) -> None:
+            super().__init__(**params)
+            self._layout = pn.pane.Markdown("audit log")
+
+        def __panel__(self) -> pn.viewable.Viewable:
+            return self._layout
+
+    app = FraudApp()
+    labels = [label for label in app._tabs._names]
+    assert labels[-1] == "✓ Audit"
+    assert [type(s).__name__ for s in app.sections][-1] == "AuditSection"
+    # The new section shares the session state with the others.
+    assert app.sections[-1].state is app.state is app.sections[0].state
+
+
+def test_register_section_rejects_non_sections(section_registry: dict) -> None:
+    with pytest.raises(TypeError, match="Section subclass"):
+        register_section(int)  # type: ignore[arg-type]
+
+
+def test_unregister_removes_the_tab(section_registry: dict) -> None:
+    @register_section
+    class Temporary(Section):
+        title = "Temporary"
+
+        def __panel__(self) -> pn.viewable.Viewable:
+            return pn.pane.Markdown("x")
+
+    assert Temporary in registered_sections()
+    base.unregister_section(Temporary)
+    assert Temporary not in registered_sections()
+
+
+def test_create_app_builds_three_tabs_and_loads_the_data() -> None:
+    app = create_app()
+    assert isinstance(app, FraudApp)
+    assert [s.title for s in app.sections] == EXPECTED_TITLES
+    assert isinstance(app.__panel__(), pn.template.BaseTemplate)
+    # Outside a server, onload runs at once: the synthetic data set is loaded into the state.
+    assert app.state.dataset is not None and len(app.state.dataset) == 20_000
+    assert app.state.dataset_info.frauds == 200
+    assert "20,000" in app._data_card.object
+    assert app._tabs.loading is False
+
+
+def test_sections_are_per_instance() -> None:
+    first, second = FraudApp(), FraudApp()
+    assert first.state is not second.state
+    for a, b in zip(first.sections, second.sections, strict=True):
+        assert a is not b
+
+
+def test_embedded_app_has_no_template() -> None:
+    app = FraudApp(use_template=False)
+    assert isinstance(app.__panel__(), pn.Column)
+
+
+def test_active_tab_is_linked_both_ways() -> None:
+    app = FraudApp(use_template=False)
+    app.active = 2
+    assert app._tabs.active == 2
+    app._tabs.active = 1
+    assert app.active == 1
+
+
+def test_failed_load_is_logged_shown_and_resets_busy(monkeypatch: pytest.MonkeyPatch,
+                                                     caplog: pytest.LogCaptureFixture) -> None:
+    def missing() -> None:
+        raise DataNotFoundError("data set not found at /nowhere/creditcard.parquet")
+
+    monkeypatch.setattr("fraud_app.ui.state.load_transactions", missing)
+    shown: list[str] = []
+
+    class Notifications:
+        def error(self, message: str, duration: int = 0) -> None:
+            shown.append(message)
+
+    monkeypatch.setattr(type(pn.state), "notifications", property(lambda self: Notifications()))
+    logger = logging.getLogger("fraud_app")
+    monkeypatch.setattr(logger, "propagate", True)
+    with caplog.at_level(logging.ERROR, logger="fraud_app"):
+        app = FraudApp()
+    assert app._tabs.loading is False
+    assert app.state.dataset is None
+    assert "/nowhere/creditcard.parquet" in app.state.dataset_error
+    assert shown and "Could not load the data set" in shown[0] and "/nowhere" in shown[0]
+    assert any("Could not load the data set" in r.getMessage() for r in caplog.records)
+    assert "Not loaded" in app._data_card.object
+
+
+def test_busy_resets_after_an_exception() -> None:
+    button = pn.widgets.Button(name="Go")
+    with pytest.raises(RuntimeError), busy(button, attribute="disabled"):
+        assert button.disabled is True
+        raise RuntimeError("boom")
+    assert button.disabled is False
+
+
+def test_catch_and_notify_logs_and_returns_none(caplog: pytest.LogCaptureFixture,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(logging.getLogger("fraud_app"), "propagate", True)
+
+    @catch_and_notify("Scoring failed")
+    def callback() -> int:
+        raise ValueError("bad amount")
+
+    with caplog.at_level(logging.ERROR, logger="fraud_app"):
+        assert callback() is None
+    assert any("Scoring failed" in r.getMessage() and "bad amount" in r.getMessage()
+               for r in caplog.records)
+
+
+def test_state_outputs_are_constant() -> None:
+    state = AppState()
+    with pytest.raises(TypeError, match="(?i)constant parameter"):
+        state.dataset_error = "edited from outside"
+    state.set_training_result({"f1": 0.8})
+    assert state.training_result == {"f1": 0.8}
+    events: list[str] = []
+    state.param.watch(lambda e: events.append(e.name), ["models_changed", "predictions_changed"])
+    state.param.trigger("models_changed")
+    state.predictions_changed = True
+    assert events == ["models_changed", "predictions_changed"]
+
+
+def test_every_parameter_is_documented() -> None:
+    discover_sections()
+    classes = [AppState, FraudApp, *registered_sections()]
+    for cls in classes:
+        for name, parameter in cls.param.objects("existing").items():
+            if name == "name" or parameter.owner in (param.Parameterized, pn.viewable.Viewer,
+                                                     pn.viewable.Viewable, pn.viewable.Layoutable):
+                continue
+            if parameter.owner.__module__.startswith("fraud_app"):
+                assert parameter.doc, f"{cls.__name__}.{name} has no doc"
