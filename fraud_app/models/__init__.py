@@ -13,7 +13,12 @@ Add a kind with one class and one registration::
         ...
 """
 
-from fraud_app.models import tree as _tree  # noqa: F401  (registers "decision_tree")
+# Registration order is the order of MODEL_KINDS: baseline first.
+from fraud_app.models import tree as _tree  # noqa: I001, F401  (registers "decision_tree")
+from fraud_app.models import lgbm as _lgbm  # noqa: F401  (registers "lightgbm")
+from fraud_app.models import forest as _forest  # noqa: F401  (registers "random_forest")
+from fraud_app.models import aggregator as _aggregator  # noqa: F401  (registers "aggregator")
+from fraud_app.models.aggregator import AggregatorModel
 from fraud_app.models.base import (
     HYPERPARAMETERS,
     VALIDATION_FRACTION,
@@ -50,6 +55,8 @@ from fraud_app.models.store import (
     update_threshold,
     validate_model_name,
 )
+from fraud_app.models.forest import RandomForestModel
+from fraud_app.models.lgbm import LightGBMModel
 from fraud_app.models.tree import DecisionTreeModel
 
 #: The built-in kind names (``model_kinds()`` also lists kinds registered later).
@@ -57,7 +64,7 @@ MODEL_KINDS: tuple[str, ...] = model_kinds()
 
 __all__ = [
     "HYPERPARAMETERS", "MODEL_KINDS", "VALIDATION_FRACTION",
-    "DecisionTreeModel", "FraudModel", "ProgressEvent", "Reporter",
+    "AggregatorModel", "DecisionTreeModel", "FraudModel", "LightGBMModel", "RandomForestModel", "ProgressEvent", "Reporter",
     "InvalidModelNameError", "ModelExistsError", "ModelLoadError", "ModelNotFoundError", "NotFittedError",
     "TrainingCancelled", "UnknownModelKindError",
     "best_f1_threshold", "check_features", "create", "delete_model", "get_active_model_name", "is_cancelled",
