@@ -48,7 +48,9 @@ class ProgressEvent:
 
     Attributes
     ----------
-    stage : short stage name, e.g. ``"split"``, ``"fit"``, ``"threshold"``, ``"evaluate"``.
+    stage : short stage name. The pipeline reports, in order: ``"prepare"``, ``"split"``,
+        ``"validation_split"``, ``"fit"`` (once per boosting round / chunk of trees),
+        ``"threshold"``, ``"fitted"``, ``"evaluate"``, ``"save"`` (when saving), ``"done"``.
     fraction : overall progress in [0, 1].
     message : a human-readable line.
     iteration, total : the boosting round / tree count when the stage iterates, else None.
@@ -283,7 +285,8 @@ class FraudModel(abc.ABC):
     def _fit_with(self, X: pd.DataFrame, y: Any, reporter: Reporter) -> None:
         values = check_features(X)
         labels = check_target(y.to_numpy() if isinstance(y, pd.Series) else y, len(values))
-        reporter("split", 0.0, f"holding out {VALIDATION_FRACTION:.0%} for validation")
+        reporter("validation_split", 0.0,
+                 f"holding out {VALIDATION_FRACTION:.0%} of the training rows for validation")
         train, val = stratified_split(len(values), labels, VALIDATION_FRACTION, self.seed)
         started = time.perf_counter()
         self._fitted = False

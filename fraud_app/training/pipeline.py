@@ -1,0 +1,169 @@
+"""TrainingPipeline: split, fit (threshold on validation), evaluate on the held-out test split, save."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from fraud_app.data import TARGET, fingerprint
+from fraud_app.models import (
+    FraudModel,
+    ModelExistsError,
+    ProgressEvent,
+    Reporter,
+    create,
+    model_exists,
+    validate_model_name,
+)
+from fraud_app.models.base import CancelToken, ProgressCallback, check_features, stratified_split
+from fraud_app.models.jsonutil import dumps, jsonable
+from fraud_app.training.metrics import evaluate_scores, pr_curve
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainingResult:
+    """What a pipeline run produced. ``to_dict()``/``to_json()`` leave out the model itself."""
+
+    model: FraudModel = field(repr=False)
+    name: str | None
+    kind: str
+    params: dict[str, Any]
+    seed: int
+    metrics: dict[str, Any]
+    pr_curve: dict[str, list[float]] = field(repr=False)
+    y_test: list[int] = field(repr=False)
+    test_scores: list[float] = field(repr=False)
+    duration_s: float
+    fit_seconds: float
+    saved: bool
+    data_fingerprint: str | None
+    test_size: float
+    n_train: int
+    trained_at: str | None
+    model_version: str | None
+
+    @property
+    def threshold(self) -> float:
+        return float(self.metrics["threshold"])
+
+    def to_dict(self, include_scores: bool = False) -> dict[str, Any]:
+        """A JSON-ready dict; ``y_test``/``test_scores`` only with ``include_scores``."""
+        data = {
+            "name": self.name, "kind": self.kind, "params": self.params, "seed": self.seed,
+            "metrics": self.metrics, "pr_curve": self.pr_curve, "duration_s": self.duration_s,
+            "fit_seconds": self.fit_seconds, "saved": self.saved, "data_fingerprint": self.data_fingerprint,
+            "test_size": self.test_size, "n_train": self.n_train, "trained_at": self.trained_at,
+            "model_version": self.model_version, "threshold": self.threshold,
+            "fit_info": self.model.fit_info,
+        }
+        if include_scores:
+            data["y_test"] = self.y_test
+            data["test_scores"] = self.test_scores
+        return jsonable(data)
+
+    def to_json(self, include_scores: bool = False, **kwargs: Any) -> str:
+        return dumps(self.to_dict(include_scores=include_scores), **kwargs)
+
+
+class TrainingPipeline:
+    """Split 80/20 (stratified, seeded), fit, evaluate on the held-out 20 %, optionally save.
+
+    Parameters
+    ----------
+    kind : a registered model kind (``fraud_app.models.MODEL_KINDS``).
+    params : hyper-parameters over the kind's defaults; ``random_state`` defaults to ``seed``.
+    name : the name to save under (required with ``save=True``).
+    save : save the fitted model to the model store.
+    overwrite : replace a saved model of the same name.
+    seed : seeds the test split and (unless ``params`` says otherwise) the model.
+    test_size : share held out for the test metrics.
+
+    Bad arguments (unknown kind or parameter, invalid name, a taken name without
+    ``overwrite``) raise ``ValueError`` subclasses here, before any work is done.
+    """
+
+    def __init__(self, kind: str, params: dict[str, Any] | None = None, *, name: str | None = None,
+                 save: bool = False, overwrite: bool = False, seed: int = 0, test_size: float = 0.2) -> None:
+        if not 0.0 < float(test_size) < 1.0:
+            raise ValueError(f"test_size must be between 0 and 1, got {test_size!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        self.kind = kind
+        self.params = dict(params or {})
+        self.params.setdefault("random_state", int(seed))
+        self.name = validate_model_name(name) if name is not None else None
+        self.save = bool(save)
+        self.overwrite = bool(overwrite)
+        self.seed = int(seed)
+        self.test_size = float(test_size)
+        if self.save and self.name is None:
+            raise ValueError("a name is needed to save the model")
+        create(kind, **self.params)  # validates kind and parameters now
+        self._check_name_free()
+
+    def _check_name_free(self) -> None:
+        if self.save and not self.overwrite and model_exists(self.name):
+            raise ModelExistsError(f"a model named {self.name!r} already exists (choose another name or overwrite it)")
+
+    def run(self, frame: pd.DataFrame, progress: ProgressCallback | None = None,
+            cancel: CancelToken = None) -> TrainingResult:
+        """Train and evaluate on ``frame`` (the 29 inputs and ``is_fraud``).
+
+        Raises
+        ------
+        TrainingCancelled : ``cancel`` was set; nothing is saved.
+        SchemaError : ``frame`` lacks an input or the label.
+        """
+        started = time.perf_counter()
+        reporter = Reporter(progress, cancel)
+        reporter("prepare", 0.0, "checking the data")
+        if not isinstance(frame, pd.DataFrame) or TARGET not in frame.columns:
+            from fraud_app.data import SchemaError
+
+            raise SchemaError(f"the training frame needs the label column {TARGET!r}")
+        check_features(frame)
+        y = frame[TARGET].to_numpy()
+        reporter("split", 0.01, f"stratified {1 - self.test_size:.0%}/{self.test_size:.0%} split, seed {self.seed}")
+        train, test = stratified_split(len(frame), y, self.test_size, self.seed)
+        train_frame, test_frame = frame.iloc[train], frame.iloc[test]
+        y_test = y[test].astype(int)
+
+        model = create(self.kind, **self.params)
+        fit_started = time.perf_counter()
+        model._fit_with(train_frame, y[train], reporter.sub(0.02, 0.9))
+        fit_seconds = time.perf_counter() - fit_started
+
+        reporter("evaluate", 0.92, f"scoring {len(test):,} held-out transactions")
+        scores = model.predict_proba(test_frame)
+        metrics = evaluate_scores(y_test, scores, model.threshold)
+        curve = pr_curve(y_test, scores)
+        model.metrics = {k: metrics[k] for k in
+                         ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold", "confusion_matrix",
+                          "n_test", "n_test_fraud")}
+        model.metrics.update(seed=self.seed, test_size=self.test_size)
+        model.data_fingerprint = str(frame.attrs.get("fingerprint") or fingerprint(frame))
+
+        saved = False
+        if self.save:
+            reporter("save", 0.97, f"saving as {self.name!r}")
+            self._check_name_free()
+            model.save(self.name, overwrite=self.overwrite)
+            saved = True
+        duration = time.perf_counter() - started
+        if progress is not None:
+            progress(ProgressEvent("done", 1.0, f"done in {duration:.1f} s: F1 {metrics['f1']:.3f}"))
+        log.info("trained %s (seed %d) in %.1f s: F1 %.3f, PR-AUC %.3f", self.kind, self.seed, duration,
+                 metrics["f1"], metrics["pr_auc"] or float("nan"))
+        return TrainingResult(
+            model=model, name=model.name if saved else self.name, kind=self.kind, params=dict(model.params),
+            seed=self.seed, metrics=jsonable(model.metrics), pr_curve=curve, y_test=y_test.tolist(),
+            test_scores=scores.tolist(), duration_s=round(duration, 3), fit_seconds=round(fit_seconds, 3),
+            saved=saved, data_fingerprint=model.data_fingerprint, test_size=self.test_size,
+            n_train=int(len(train)), trained_at=model.trained_at, model_version=model.version)
