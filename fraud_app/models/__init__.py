@@ -13,6 +13,14 @@ Add a kind with one class and one registration::
         ...
 """
 
+import os as _os
+
+# LightGBM's OpenMP threads spin while waiting by default; on a small shared machine that makes
+# a 2-thread fit several times slower whenever another process is busy. Passive waiting costs
+# nothing when the machine is idle. Set before LightGBM (and its libgomp) is first loaded; an
+# explicit OMP_WAIT_POLICY from the environment wins.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 # Registration order is the order of MODEL_KINDS: baseline first.
 from fraud_app.models import tree as _tree  # noqa: I001, F401  (registers "decision_tree")
 from fraud_app.models import lgbm as _lgbm  # noqa: F401  (registers "lightgbm")
