@@ -1,0 +1,119 @@
+"""The AggregatorModel is weighted soft voting, not 'flag only when every member agrees'."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraud_app.data import MODEL_FEATURES
+from fraud_app.models import AggregatorModel, FraudModel, create
+
+
+class StubMember(FraudModel):
+    """Returns the value of one input column as P(fraud); records the split it was fitted on."""
+
+    kind: ClassVar[str] = "stub"
+    default_params: ClassVar[dict] = {"column": 0, "random_state": 0}
+
+    def _fit_split(self, X_train, y_train, X_val, y_val, reporter):
+        self.seen_ = (X_train.copy(), X_val.copy())
+
+    def _predict_scores(self, X):
+        return X[:, self.params["column"]]
+
+    def _contributions(self, X):
+        out = np.zeros_like(X)
+        out[:, self.params["column"]] = X[:, self.params["column"]] - 0.5
+        return out, 0.5
+
+    def _save_artifacts(self, folder):  # pragma: no cover - not saved in these tests
+        raise NotImplementedError
+
+    def _load_artifacts(self, folder):  # pragma: no cover
+        raise NotImplementedError
+
+
+def _frame(a, b) -> pd.DataFrame:
+    data = {f: np.zeros(len(a)) for f in MODEL_FEATURES}
+    data["feature1"], data["feature2"] = np.asarray(a, float), np.asarray(b, float)
+    return pd.DataFrame(data)
+
+
+@pytest.fixture
+def training():
+    rng = np.random.default_rng(0)
+    y = (rng.random(400) < 0.2).astype(int)
+    a = np.clip(0.6 * y + rng.normal(0.2, 0.15, 400), 0, 1)
+    b = np.clip(0.5 * y + rng.normal(0.25, 0.2, 400), 0, 1)
+    return _frame(a, b), y
+
+
+def test_probability_is_the_weighted_mean_of_the_members(training):
+    X, y = training
+    model = AggregatorModel(members=[StubMember(column=0), StubMember(column=1)], weights=[3, 1]).fit(X, y)
+    probe = _frame([0.9, 0.1, 0.4], [0.1, 0.9, 0.4])
+    np.testing.assert_allclose(model.predict_proba(probe), [0.7, 0.3, 0.4])
+    np.testing.assert_allclose(model.member_probabilities(probe), [[0.9, 0.1], [0.1, 0.9], [0.4, 0.4]])
+    equal = AggregatorModel(members=[StubMember(column=0), StubMember(column=1)]).fit(X, y)
+    np.testing.assert_allclose(equal.predict_proba(probe), [0.5, 0.5, 0.4])
+    np.testing.assert_allclose(equal.weights, [0.5, 0.5])
+
+
+def test_one_confident_member_can_flag_fraud_alone(training):
+    """Not the template's ``mean(preds) == 1`` rule: members disagree, the average still flags it."""
+    X, y = training
+    a, b = StubMember(column=0), StubMember(column=1)
+    model = AggregatorModel(members=[a, b]).fit(X, y)
+    model.threshold = 0.5
+    a.threshold = b.threshold = 0.5
+    probe = _frame([0.95], [0.2])
+    member_votes = [int(a.predict(probe)[0]), int(b.predict(probe)[0])]
+    assert member_votes == [1, 0]
+    all_agree_rule = int(np.mean(member_votes) == 1)
+    assert all_agree_rule == 0
+    assert model.predict_proba(probe)[0] == pytest.approx(0.575)
+    assert model.predict(probe)[0] == 1
+    # ...and two members that agree on "not fraud" with low scores are not flagged.
+    assert model.predict(_frame([0.3], [0.3]))[0] == 0
+
+
+def test_the_aggregator_chooses_its_own_threshold_on_the_shared_validation_split(training):
+    X, y = training
+    a, b = StubMember(column=0), StubMember(column=1)
+    model = AggregatorModel(members=[a, b], random_state=5).fit(X, y)
+    assert 0 < model.threshold < 1
+    # Both members were fitted on the same training rows; the validation rows are held out from all.
+    np.testing.assert_array_equal(a.seen_[0], b.seen_[0])
+    np.testing.assert_array_equal(a.seen_[1], b.seen_[1])
+    assert len(a.seen_[1]) == 80 and len(a.seen_[0]) == 320
+    assert a.threshold > 0 and b.threshold > 0
+
+
+def test_contributions_are_the_weighted_mean_of_the_members(training):
+    X, y = training
+    model = AggregatorModel(members=[StubMember(column=0), StubMember(column=1)], weights=[1, 3]).fit(X, y)
+    contrib = model.contributions(_frame([0.9], [0.1]))
+    assert contrib.shape == (1, 29)
+    assert contrib.loc[0, "feature1"] == pytest.approx(0.25 * 0.4)
+    assert contrib.loc[0, "feature2"] == pytest.approx(0.75 * -0.4)
+    assert model.expected_value() == pytest.approx(0.5)
+
+
+def test_members_as_kinds_and_dicts_and_bad_settings():
+    model = create("aggregator", members=["decision_tree", {"kind": "lightgbm", "params": {"num_leaves": 7}}])
+    assert [m.kind for m in model.members] == ["decision_tree", "lightgbm"]
+    assert model.members[1].params["num_leaves"] == 7
+    assert model.params["members"][1] == {"kind": "lightgbm", "params": {"num_leaves": 7}}
+    with pytest.raises(ValueError, match="one value per member"):
+        create("aggregator", members=["decision_tree", "lightgbm"], weights=[1])
+    with pytest.raises(ValueError, match="non-negative"):
+        create("aggregator", members=["decision_tree", "lightgbm"], weights=[1, -1])
+    with pytest.raises(ValueError, match="non-empty"):
+        create("aggregator", members=[])
+    with pytest.raises(ValueError, match="another aggregator"):
+        create("aggregator", members=["aggregator"])
+    with pytest.raises(ValueError, match="unknown model kind"):
+        create("aggregator", members=["svm"])

@@ -1,0 +1,198 @@
+"""Every kind fits, predicts, has a threshold in (0, 1), explains itself and rejects bad input."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import average_precision_score
+
+from fraud_app.data import MODEL_FEATURES, SchemaError
+from fraud_app.models import (
+    HYPERPARAMETERS,
+    MODEL_KINDS,
+    FraudModel,
+    NotFittedError,
+    UnknownModelKindError,
+    best_f1_threshold,
+    create,
+    model_kinds,
+    register_kind,
+)
+from fraud_app.models import base as models_base
+from fraud_app.models.base import VALIDATION_FRACTION, stratified_split
+from tests.models.conftest import FAST_PARAMS
+
+
+def test_the_four_kinds_are_registered_baseline_first():
+    assert MODEL_KINDS == ("decision_tree", "lightgbm", "random_forest", "aggregator")
+    assert set(FAST_PARAMS) == set(MODEL_KINDS)
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_kind_fits_predicts_and_has_a_threshold(kind, fitted, frame):
+    model = fitted[kind]
+    proba = model.predict_proba(frame)
+    assert proba.shape == (len(frame),)
+    assert np.all((proba >= 0) & (proba <= 1))
+    assert 0.0 < model.threshold < 1.0
+    labels = model.predict(frame)
+    assert set(np.unique(labels)) <= {0, 1}
+    np.testing.assert_array_equal(labels, (proba >= model.threshold).astype(int))
+    # It learned something: far better than the 2 % a random ranking would give.
+    assert average_precision_score(frame["is_fraud"], proba) > 0.5
+    assert model.trained_at is not None and model.data_fingerprint
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_metadata_is_json_and_complete(kind, fitted):
+    meta = json.loads(json.dumps(fitted[kind].metadata, allow_nan=False))
+    for key in ("name", "kind", "params", "features", "threshold", "metrics", "trained_at",
+                "data_fingerprint", "version"):
+        assert key in meta
+    assert meta["kind"] == kind
+    assert meta["features"] == MODEL_FEATURES
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_contributions_shape_and_additivity(kind, fitted, frame):
+    model = fitted[kind]
+    rows = frame.iloc[[3, 50, 500, 4000]]
+    contrib = model.contributions(rows)
+    assert isinstance(contrib, pd.DataFrame)
+    assert contrib.shape == (4, 29)
+    assert list(contrib.columns) == MODEL_FEATURES
+    assert list(contrib.index) == list(rows.index)
+    assert np.isfinite(contrib.to_numpy()).all()
+    # Probability units: the contributions add up to P(fraud) minus the model's base value.
+    np.testing.assert_allclose(contrib.sum(axis=1).to_numpy() + model.expected_value(),
+                               model.predict_proba(rows), atol=1e-9)
+
+
+def test_contributions_point_at_the_separating_features(fitted, frame):
+    """On the synthetic data only some features separate the classes; they should dominate."""
+    frauds = frame[frame["is_fraud"] == 1].head(40)
+    mean_abs = fitted["lightgbm"].contributions(frauds).abs().mean()
+    top = set(mean_abs.sort_values(ascending=False).index[:5])
+    separating = {"feature3", "feature4", "feature7", "feature10", "feature11", "feature12", "feature14",
+                  "feature17"}
+    assert len(top & separating) >= 4
+
+
+@pytest.mark.parametrize("kind", MODEL_KINDS)
+def test_fit_rejects_a_frame_lacking_an_input(kind, frame):
+    model = create(kind, **FAST_PARAMS[kind])
+    with pytest.raises(SchemaError, match="feature13"):
+        model.fit(frame.drop(columns=["feature13"]), frame["is_fraud"])
+    with pytest.raises(SchemaError, match="amount"):
+        model.fit(frame.drop(columns=["amount"]), frame["is_fraud"])
+    assert not model.is_fitted
+
+
+def test_fit_rejects_nan_non_numeric_and_one_class_labels(frame):
+    model = create("decision_tree")
+    bad = frame.copy()
+    bad.loc[bad.index[5], "feature2"] = np.nan
+    with pytest.raises(SchemaError, match="feature2"):
+        model.fit(bad, bad["is_fraud"])
+    text = frame.copy()
+    text["feature9"] = text["feature9"].astype(str)
+    with pytest.raises(SchemaError, match="feature9"):
+        model.fit(text, text["is_fraud"])
+    with pytest.raises(ValueError, match="frauds"):
+        model.fit(frame, np.zeros(len(frame), dtype=int))
+    with pytest.raises(ValueError, match="0 .*1"):
+        model.fit(frame, np.full(len(frame), 2))
+
+
+def test_predict_needs_a_fitted_model_and_the_inputs(frame, fitted):
+    with pytest.raises(NotFittedError):
+        create("lightgbm").predict_proba(frame)
+    with pytest.raises(SchemaError, match="feature28"):
+        fitted["decision_tree"].predict_proba(frame.drop(columns=["feature28"]))
+
+
+def test_inputs_are_read_by_name_not_position(fitted, frame):
+    shuffled = frame[list(reversed(frame.columns))]
+    np.testing.assert_array_equal(fitted["lightgbm"].predict_proba(shuffled),
+                                  fitted["lightgbm"].predict_proba(frame))
+
+
+def test_threshold_is_the_f1_best_on_the_validation_split_carved_from_fit_data(frame):
+    model = create("decision_tree", random_state=3).fit(frame, frame["is_fraud"])
+    y = frame["is_fraud"].to_numpy()
+    _, val = stratified_split(len(frame), y, VALIDATION_FRACTION, 3)
+    expected = best_f1_threshold(y[val], model.predict_proba(frame.iloc[val]))
+    assert model.threshold == pytest.approx(expected)
+    assert model.fit_info["n_validation"] == len(val)
+
+
+def test_best_f1_threshold_on_a_known_case():
+    y = np.array([0, 0, 0, 0, 1, 0, 1, 1])
+    s = np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.9])
+    # Flagging >= 0.5 gives tp=3, fp=1 (F1 0.857); >= 0.7 gives tp=2, fp=0 (F1 0.8).
+    t = best_f1_threshold(y, s)
+    assert 0.4 < t <= 0.5
+    assert ((s >= t) == [0, 0, 0, 0, 1, 1, 1, 1]).all()
+
+
+def test_unknown_kind_and_parameter_are_named():
+    with pytest.raises(UnknownModelKindError, match="'svm'.*decision_tree"):
+        create("svm")
+    with pytest.raises(ValueError, match="num_leafs"):
+        create("lightgbm", num_leafs=31)
+    with pytest.raises(ValueError, match="learning_rate"):
+        create("lightgbm", learning_rate=-1)
+
+
+def test_hyperparameters_describe_every_kind_with_the_real_defaults():
+    assert set(HYPERPARAMETERS) >= set(MODEL_KINDS)
+    for kind in MODEL_KINDS:
+        defaults = create(kind).params
+        assert HYPERPARAMETERS[kind], kind
+        for name, spec in HYPERPARAMETERS[kind].items():
+            assert spec["doc"]
+            assert ("bounds" in spec) or ("objects" in spec)
+            default = defaults[name]
+            if (kind, name) == ("aggregator", "members"):  # normalised to {"kind", "params"} specs
+                default = [member["kind"] for member in default]
+            assert spec["default"] == default, (kind, name)
+
+
+def test_a_new_kind_is_one_class_and_one_registration(frame):
+    @register_kind
+    class MeanAmount(FraudModel):
+        kind = "test_mean_amount"
+        default_params = {"random_state": 0}
+        hyperparameters = {}
+
+        def _fit_split(self, X_train, y_train, X_val, y_val, reporter):
+            self.scale_ = float(np.max(X_train[:, -1]))
+
+        def _predict_scores(self, X):
+            return np.clip(X[:, -1] / self.scale_, 0, 1)
+
+        def _contributions(self, X):
+            out = np.zeros_like(X)
+            out[:, -1] = self._predict_scores(X)
+            return out, 0.0
+
+        def _save_artifacts(self, folder):
+            (folder / "scale.txt").write_text(repr(self.scale_))
+
+        def _load_artifacts(self, folder):
+            self.scale_ = float((folder / "scale.txt").read_text())
+
+    try:
+        assert "test_mean_amount" in model_kinds()
+        model = create("test_mean_amount").fit(frame, frame["is_fraud"])
+        assert 0 < model.threshold < 1
+        model.save("custom_kind")
+        from fraud_app.models import load_model
+
+        np.testing.assert_array_equal(load_model("custom_kind").predict_proba(frame), model.predict_proba(frame))
+    finally:
+        models_base._KINDS.pop("test_mean_amount", None)
+        models_base.HYPERPARAMETERS.pop("test_mean_amount", None)
