@@ -94,10 +94,21 @@ class AggregatorModel(FraudModel):
         for i, member in enumerate(self.members):
             sub = reporter.sub(i / n, (i + 1) / n)
             sub("fit", 0.0, f"member {i + 1}/{n}: {member.kind}")
-            # Members share the aggregator's split, so none of them sees the validation rows.
-            member.fit_split(X_train, y_train, X_val, y_val, sub)
+            # Members share the aggregator's split, so none of them sees the validation rows
+            # (a member that refits does so only after the aggregator chose its threshold).
+            member.fit_split(X_train, y_train, X_val, y_val, sub, allow_refit=False)
         self.fit_info["members"] = [
             {"kind": m.kind, "threshold": m.threshold, **m.fit_info} for m in self.members]
+
+    def fit_split(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+                  reporter: Reporter | None = None, allow_refit: bool = True) -> AggregatorModel:
+        super().fit_split(X_train, y_train, X_val, y_val, reporter, allow_refit=False)
+        if allow_refit and any(m.params.get("refit") for m in self.members):
+            X_all, y_all = np.vstack([X_train, X_val]), np.concatenate([y_train, y_val])
+            for member in self.members:
+                if member.params.get("refit"):
+                    member.refit(X_all, y_all, reporter)
+        return self
 
     def _predict_scores(self, X: np.ndarray) -> np.ndarray:
         scores = np.column_stack([m._predict_scores(X) for m in self.members])

@@ -304,10 +304,12 @@ class FraudModel(abc.ABC):
         reporter("fitted", 1.0, f"fitted; threshold {self.threshold:.4f}")
 
     def fit_split(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
-                  reporter: Reporter | None = None) -> FraudModel:
+                  reporter: Reporter | None = None, allow_refit: bool = True) -> FraudModel:
         """Fit on an explicit train/validation split of checked arrays and set the threshold.
 
-        Used by :meth:`fit` and by the aggregator, whose members share its split.
+        Used by :meth:`fit` and by the aggregator, whose members share its split. When the
+        kind supports it and ``params["refit"]`` is true, the estimator is refitted on
+        train + validation *after* the threshold was chosen (``allow_refit=False`` defers that).
         """
         reporter = reporter or Reporter()
         self._fit_split(X_train, y_train, X_val, y_val, reporter)
@@ -317,7 +319,19 @@ class FraudModel(abc.ABC):
         self.trained_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.version = None
         self.fit_info["validation_f1"] = _f1(y_val, val_scores >= self.threshold)
+        if allow_refit and self.params.get("refit"):
+            self.refit(np.vstack([X_train, X_val]), np.concatenate([y_train, y_val]), reporter)
         return self
+
+    def refit(self, X: np.ndarray, y: np.ndarray, reporter: Reporter | None = None) -> None:
+        """Refit the estimator on all of ``X``/``y``, keeping the threshold (kinds with ``refit``)."""
+        reporter = reporter or Reporter()
+        reporter("refit", 1.0, f"refitting on all {len(X):,} rows, keeping the threshold")
+        self._refit(X, y, reporter)
+        self.fit_info["refitted_on"] = int(len(X))
+
+    def _refit(self, X: np.ndarray, y: np.ndarray, reporter: Reporter) -> None:
+        raise NotImplementedError(f"the {self.kind} kind cannot refit")
 
     def _require_fitted(self) -> None:
         if not self._fitted:

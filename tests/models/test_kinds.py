@@ -196,3 +196,26 @@ def test_a_new_kind_is_one_class_and_one_registration(frame):
     finally:
         models_base._KINDS.pop("test_mean_amount", None)
         models_base.HYPERPARAMETERS.pop("test_mean_amount", None)
+
+
+def test_refit_keeps_the_validation_threshold_and_uses_all_rows(frame):
+    params = {**FAST_PARAMS["lightgbm"], "random_state": 4}
+    plain = create("lightgbm", **params).fit(frame, frame["is_fraud"])
+    events = []
+    refitted = create("lightgbm", **params, refit=True).fit(frame, frame["is_fraud"], progress=events.append)
+    assert refitted.threshold == plain.threshold  # chosen before the refit, on the validation split
+    assert refitted.fit_info["refitted_on"] == len(frame)
+    assert refitted.booster_.current_iteration() == refitted.fit_info["refit_rounds"]
+    assert not np.array_equal(refitted.predict_proba(frame), plain.predict_proba(frame))
+    assert "refit" in [e.stage for e in events]
+    with pytest.raises(NotImplementedError):
+        create("decision_tree").refit(np.zeros((4, 29)), np.array([0, 1, 0, 1]))
+
+
+def test_aggregator_members_refit_only_after_its_threshold(frame):
+    lgb = {"kind": "lightgbm", "params": {**FAST_PARAMS["lightgbm"]}}
+    lgb_refit = {"kind": "lightgbm", "params": {**FAST_PARAMS["lightgbm"], "refit": True}}
+    plain = create("aggregator", members=[lgb, "decision_tree"]).fit(frame, frame["is_fraud"])
+    refitted = create("aggregator", members=[lgb_refit, "decision_tree"]).fit(frame, frame["is_fraud"])
+    assert refitted.threshold == plain.threshold
+    assert refitted.members[0].fit_info["refitted_on"] == len(frame)
