@@ -1,0 +1,192 @@
+"""The Inference tab's core helpers (no Panel): the reference transaction and batch CSV files."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from fraud_app.data import KAGGLE_COLUMNS, MODEL_FEATURES, TARGET, load_transactions, make_synthetic
+from fraud_app.inference import reference
+from fraud_app.inference.batch import (
+    MAX_BATCH_ROWS,
+    BatchFileError,
+    parse_batch_csv,
+    predictions_frame,
+    results_to_csv,
+    score_batch_csv,
+)
+from fraud_app.inference.reference import (
+    FROZEN_FEATURES,
+    KAGGLE_NAMES,
+    SLIDER_FEATURES,
+    TransactionPicker,
+    random_transaction,
+    reference_data,
+    reference_transaction,
+    slider_ranges,
+)
+from fraud_app.models import create
+from fraud_app.storage import count_predictions, list_predictions
+from tests.conftest import ROOT
+
+
+def test_the_core_helpers_import_no_panel() -> None:
+    code = ("import sys, fraud_app.inference.reference, fraud_app.inference.batch; "
+            "sys.exit(1 if any(m == 'panel' or m.startswith('panel.') for m in sys.modules) else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+# -- reference ------------------------------------------------------------------------------------
+
+def test_the_reference_transaction_is_the_median_of_the_clear_transactions() -> None:
+    frame = load_transactions()
+    expected = frame.loc[frame[TARGET] == 0, MODEL_FEATURES].median()
+    got = reference_transaction()
+    assert list(got) == MODEL_FEATURES
+    assert got == pytest.approx(expected.to_dict(), abs=1e-12)
+    # Not the overall median: the frauds are left out.
+    overall = frame[MODEL_FEATURES].median()
+    assert any(got[c] != pytest.approx(overall[c], abs=1e-9) for c in MODEL_FEATURES)
+
+
+def test_the_reference_is_computed_once_per_data_set_fingerprint() -> None:
+    frame = load_transactions()
+    first = reference_data(frame)
+    count = reference.compute_count
+    assert reference_data() is first and reference_data(frame) is first
+    assert reference.compute_count == count
+    other = make_synthetic(500, 0.05, 3)
+    assert reference_data(other).fingerprint != first.fingerprint
+    assert reference.compute_count == count + 1
+    reference_transaction()["amount"] = -1.0  # callers get a copy
+    assert reference_data(frame).reference["amount"] != -1.0
+
+
+def test_slider_ranges_come_from_the_05th_and_995th_percentiles() -> None:
+    frame = load_transactions()
+    ranges = slider_ranges()
+    assert list(ranges) == list(SLIDER_FEATURES) == ["feature11", "feature13", "feature15", "amount"]
+    for column, bounds in ranges.items():
+        low, high = np.percentile(frame[column], [0.5, 99.5])
+        assert bounds.start <= low and high <= bounds.end
+        assert low - bounds.start <= bounds.step + 1e-9 and bounds.end - high <= bounds.step + 1e-9
+        assert bounds.start <= bounds.reference <= bounds.end
+        assert (bounds.end - bounds.start) / bounds.step >= 100  # fine enough to be useful
+
+
+def test_the_sliders_and_the_frozen_inputs_cover_every_model_input_once() -> None:
+    assert sorted([*SLIDER_FEATURES, *FROZEN_FEATURES]) == sorted(MODEL_FEATURES)
+    assert len(FROZEN_FEATURES) == 25
+    assert [KAGGLE_NAMES[c] for c in SLIDER_FEATURES] == ["V11", "V13", "V15", "Amount"]
+    assert all(KAGGLE_COLUMNS[KAGGLE_NAMES[c]] == c for c in MODEL_FEATURES)
+
+
+def test_random_transactions_are_real_rows_of_the_asked_class_and_seedable() -> None:
+    frame = load_transactions()
+    for label, expected in (("fraud", 1), ("clear", 0)):
+        sample = random_transaction(label, rng=1)
+        assert sample.is_fraud == bool(expected) and sample.label == label
+        assert int(frame[TARGET].iat[sample.row]) == expected
+        assert sample.values == frame.loc[sample.row, MODEL_FEATURES].astype(float).to_dict()
+        assert sample.time == float(frame["time"].iat[sample.row])
+    a, b = TransactionPicker(seed=5), TransactionPicker(seed=5)
+    assert [a.pick("fraud").row for _ in range(5)] == [b.pick("fraud").row for _ in range(5)]
+    rows = {TransactionPicker(seed=5).pick("clear").row for _ in range(3)} | {a.pick("clear").row for _ in range(20)}
+    assert len(rows) > 5  # it does move
+    with pytest.raises(ValueError, match="'clear' or 'fraud'"):
+        random_transaction("maybe")
+
+
+# -- batch files ----------------------------------------------------------------------------------
+
+def _csv(frame: pd.DataFrame) -> bytes:
+    return frame.to_csv(index=False).encode()
+
+
+def _frame(n: int = 6) -> pd.DataFrame:
+    return load_transactions().iloc[:n].copy()
+
+
+def test_a_valid_file_parses_to_the_29_inputs_in_file_order() -> None:
+    source = _frame()
+    parsed = parse_batch_csv(_csv(source))
+    assert list(parsed.columns) == MODEL_FEATURES
+    assert parsed.to_numpy().tolist() == source[MODEL_FEATURES].to_numpy().tolist()  # exact round trip
+    # Column order is free; time and is_fraud are optional and ignored; Kaggle names are mapped.
+    shuffled = source[[*MODEL_FEATURES[::-1]]]
+    assert parse_batch_csv(_csv(shuffled)).equals(parsed)
+    kaggle = source.rename(columns={v: k for k, v in KAGGLE_COLUMNS.items()})
+    assert parse_batch_csv(_csv(kaggle)).equals(parsed)
+    # A byte-order mark, blank lines and padded cells are fine.
+    text = _csv(source[MODEL_FEATURES]).decode().replace("\n", "\n\n").replace(",", ", ")
+    assert parse_batch_csv(b"\xef\xbb\xbf" + text.encode()).equals(parsed)
+
+
+@pytest.mark.parametrize(("make", "messages"), [
+    (lambda f: f.drop(columns=["feature3", "amount"]), ["missing columns: feature3, amount"]),
+    (lambda f: f.assign(merchant="x", city="y"), ["unknown columns: merchant, city"]),
+    (lambda f: f.drop(columns=["feature9"]).assign(feature99=1.0),
+     ["missing column: feature9", "unknown column: feature99"]),
+    (lambda f: f.assign(V2=1.0), ["duplicated column: V2 (= feature2)"]),
+    (lambda f: f.astype({"feature5": str, "amount": str}).assign(
+        feature5=["1", "one", "2", "", "3", "x"], amount=["1", "2", "3", "4", "nan", "inf"]),
+     ["column feature5 has non-numeric value(s) in rows 2 ('one'), 4 (empty), 6 ('x')",
+      "column amount has non-numeric value(s) in rows 5 ('nan'), 6 ('inf')"]),
+    (lambda f: f.iloc[:0], ["the file has a header but no transactions"]),
+])
+def test_invalid_files_name_every_problem(make, messages: list[str]) -> None:
+    with pytest.raises(BatchFileError) as info:
+        parse_batch_csv(_csv(make(_frame())))
+    for message in messages:
+        assert message in str(info.value)
+    assert len(info.value.problems) == len(messages)
+
+
+def test_unusable_files_are_refused_with_a_clear_message() -> None:
+    for data, needle in ((b"", "the file is empty"), (b" \n\n", "the file is empty"),
+                         (b"\xff\xfe\x00", "not UTF-8"), (None, "the file is empty")):
+        with pytest.raises(BatchFileError, match=needle):
+            parse_batch_csv(data)
+    ragged = _csv(_frame(3)) + b"1,2,3\n"
+    with pytest.raises(BatchFileError, match=r"row 4 has a different number of fields than the header \(31\)"):
+        parse_batch_csv(ragged)
+    with pytest.raises(BatchFileError, match="4 transactions; the limit is 3"):
+        parse_batch_csv(_csv(_frame(4)), max_rows=3)
+    with pytest.raises(BatchFileError, match="the limit is"):
+        parse_batch_csv(_csv(_frame(4)), max_bytes=100)
+    assert MAX_BATCH_ROWS == 10_000
+
+
+def test_many_bad_cells_are_summarised() -> None:
+    frame = _frame(20).astype(str)
+    frame[MODEL_FEATURES] = "?"
+    with pytest.raises(BatchFileError) as info:
+        parse_batch_csv(_csv(frame))
+    text = str(info.value)
+    assert "column feature1 has non-numeric value(s) in rows 1 ('?'), 2 ('?'), 3 ('?'), 4 ('?'), 5 ('?') " \
+           "and 15 more" in text
+    assert "and 21 more column(s) with non-numeric values" in text
+    assert info.value.field == "feature1"
+
+
+def test_score_batch_csv_saves_all_rows_as_batch_or_nothing(app_env) -> None:
+    frame = make_synthetic(2_000, 0.05, 1)
+    model = create("decision_tree").fit(frame[MODEL_FEATURES], frame[TARGET])
+    model.save("tree")
+    with pytest.raises(BatchFileError):
+        score_batch_csv(_csv(_frame(5).drop(columns=["amount"])))
+    assert count_predictions() == 0
+    rows = score_batch_csv(_csv(_frame(7)), model="tree")
+    assert len(rows) == 7 and {r["source"] for r in rows} == {"batch"} and count_predictions() == 7
+    out = pd.read_csv(io.BytesIO(results_to_csv(rows)))
+    assert out["id"].tolist() == [r["id"] for r in rows]
+    assert out[MODEL_FEATURES].to_numpy().tolist() == _frame(7)[MODEL_FEATURES].to_numpy().tolist()
+    assert out["is_fraud"].tolist() == [int(r["is_fraud"]) for r in rows]
+    stored = predictions_frame(list_predictions(limit=10), ["amount"])
+    assert list(stored.columns)[-1] == "amount" and len(stored) == 7
+    assert predictions_frame([]).empty
