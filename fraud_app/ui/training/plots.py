@@ -1,0 +1,147 @@
+"""HoloViews elements and tables of the Training tab (pure functions of the results)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import holoviews as hv
+import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend and its options)
+import numpy as np
+import pandas as pd
+
+#: Class labels of the confusion matrix, 0 then 1.
+CLASS_LABELS = ("Clear", "Fraudulent")
+_CELLS = (("TN", "FP"), ("FN", "TP"))
+#: Pale blues so black count labels stay readable on every cell.
+_CMAP = ["#f4f8fc", "#c6dbef", "#6baed6"]
+#: Metric columns of the runs table, in display order.
+RUN_METRICS = ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold")
+RUN_COLUMNS = ("id", "created_at", "model", "kind", "saved", *RUN_METRICS, "duration_s", "params")
+MODEL_COLUMNS = ("active", "name", "kind", "f1", "pr_auc", "threshold", "saved_at", "version")
+
+
+def confusion_frame(matrix: Sequence[Sequence[int]] | None) -> pd.DataFrame:
+    """One row per cell of ``[[tn, fp], [fn, tp]]``: Predicted, Actual, Count, Cell, Text, Shade."""
+    rows = []
+    if matrix is not None:
+        for actual in (0, 1):
+            for predicted in (0, 1):
+                count = int(matrix[actual][predicted])
+                cell = _CELLS[actual][predicted]
+                rows.append((CLASS_LABELS[predicted], CLASS_LABELS[actual], count, cell,
+                             f"{cell}\n{count:,}", float(np.log1p(count))))
+    frame = pd.DataFrame(rows, columns=["Predicted", "Actual", "Count", "Cell", "Text", "Shade"])
+    # Plain Python strings: HoloViews reshapes columns, which Arrow-backed strings do not allow.
+    return frame.astype({"Predicted": object, "Actual": object, "Cell": object, "Text": object})
+
+
+def confusion_heatmap(matrix: Sequence[Sequence[int]] | None, threshold: float | None = None) -> hv.Overlay:
+    """The confusion matrix as a heat map with counts, labelled Clear/Fraudulent.
+
+    Colour follows ``log(1 + count)`` (the classes differ by orders of magnitude); the hover
+    and the labels show the counts.
+    """
+    frame = confusion_frame(matrix)
+    title = "Confusion matrix" if threshold is None else f"Confusion matrix at threshold {threshold:.4f}"
+    heat = hv.HeatMap(frame, kdims=["Predicted", "Actual"], vdims=["Shade", "Count"]).opts(
+        cmap=_CMAP, colorbar=False, tools=["hover"],
+        hover_tooltips=[("Actual", "@Actual"), ("Predicted", "@Predicted"), ("Count", "@Count")],
+        xlabel="Predicted", ylabel="Actual", invert_yaxis=True, toolbar=None, default_tools=[],
+        title=title, framewise=True, height=300, min_width=300, responsive=True,
+        fontsize={"title": "11pt", "labels": "11pt", "ticks": "11pt"},
+    )
+    labels = hv.Labels(frame, kdims=["Predicted", "Actual"], vdims=["Text"]).opts(
+        text_color="black", text_font_size="12pt")
+    return (heat * labels).opts(framewise=True)
+
+
+def pr_curve_plot(curve: Mapping[str, Sequence[float]] | None, chosen: Mapping[str, float] | None = None,
+                  model_threshold: Mapping[str, float] | None = None) -> hv.Overlay:
+    """The precision-recall curve with the chosen threshold (and the model's own one) marked.
+
+    Parameters
+    ----------
+    curve : ``{"precision": [...], "recall": [...], "thresholds": [...]}`` (TrainingResult.pr_curve).
+    chosen, model_threshold : ``{"recall", "precision", "threshold"}`` of a point to mark.
+    """
+    curve = curve or {"precision": [], "recall": [], "thresholds": []}
+    line = hv.Curve((list(curve["recall"]), list(curve["precision"])), "Recall", "Precision",
+                    label="Test split").opts(color="#1f4e79", line_width=2, interpolation="steps-post")
+    points = []
+    for point, label, color, marker in ((model_threshold, "Validation-chosen", "#8c8c8c", "square"),
+                                        (chosen, "Chosen", "#d62728", "circle")):
+        data = [] if point is None else [(point["recall"], point["precision"], point["threshold"])]
+        points.append(hv.Points(data, ["Recall", "Precision"], ["Threshold"], label=label).opts(
+            color=color, size=11, marker=marker, tools=["hover"]))
+    return hv.Overlay([line, *points]).opts(
+        title="Precision-recall curve (held-out test split)", xlim=(0, 1.02), ylim=(0, 1.05),
+        legend_position="bottom_left", toolbar=None, height=300, min_width=300, responsive=True,
+        framewise=True, fontsize={"title": "11pt", "labels": "11pt", "ticks": "10pt"})
+
+
+def _params_text(params: Mapping[str, Any] | None) -> str:
+    """A compact one-line summary of hyper-parameters (members by kind, no seed)."""
+    parts = []
+    for key, value in (params or {}).items():
+        if key in ("random_state", "n_jobs"):
+            continue
+        if key == "members" and isinstance(value, list):
+            value = "+".join(str(m.get("kind", m)) if isinstance(m, Mapping) else str(m) for m in value)
+        elif isinstance(value, (dict, list)):
+            value = json.dumps(value)
+        parts.append(f"{key}={value}")
+    return ", ".join(parts)
+
+
+def runs_frame(runs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """The recorded training runs as a table, one row per run, metrics side by side."""
+    rows = []
+    for run in runs:
+        metrics = run.get("metrics") or {}
+        created = str(run.get("created_at") or "")
+        rows.append({
+            "id": int(run["id"]),
+            "created_at": created.replace("T", " ")[:19],
+            "model": run.get("model") or "",
+            "kind": run.get("kind") or "",
+            "saved": bool(run.get("saved")),
+            **{key: _number(metrics.get(key)) for key in RUN_METRICS},
+            "duration_s": _number(run.get("duration_s")),
+            "params": _params_text(run.get("params")),
+        })
+    frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
+    return frame.astype({key: "float64" for key in (*RUN_METRICS, "duration_s")})
+
+
+def models_frame(models: Sequence[Mapping[str, Any]], active: str | None) -> pd.DataFrame:
+    """The saved models as a table (newest first), the active one ticked."""
+    rows = []
+    for meta in models:
+        metrics = meta.get("metrics") or {}
+        rows.append({
+            "active": meta.get("name") == active,
+            "name": meta.get("name"),
+            "kind": meta.get("kind"),
+            "f1": _number(metrics.get("f1")),
+            "pr_auc": _number(metrics.get("pr_auc")),
+            "threshold": _number(meta.get("threshold")),
+            "saved_at": str(meta.get("saved_at") or "").replace("T", " ")[:19],
+            "version": meta.get("version"),
+        })
+    frame = pd.DataFrame(rows, columns=list(MODEL_COLUMNS))
+    return frame.astype({"f1": "float64", "pr_auc": "float64", "threshold": "float64"})
+
+
+def _number(value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+
+
+__all__ = [
+    "CLASS_LABELS", "MODEL_COLUMNS", "RUN_COLUMNS", "RUN_METRICS", "confusion_frame", "confusion_heatmap",
+    "models_frame", "pr_curve_plot", "runs_frame",
+]

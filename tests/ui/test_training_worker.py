@@ -1,0 +1,95 @@
+"""The Training tab's threading pieces: the runner's slots, cancellation and the progress relay."""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import CancelledError
+
+import pytest
+from bokeh.document import Document
+
+from fraud_app.training import ProgressEvent
+from fraud_app.ui.training.worker import ProgressRelay, SessionDispatcher, TrainingRunner
+
+
+def event(stage: str, i: int) -> ProgressEvent:
+    return ProgressEvent(stage, i / 100, f"round {i}", i, 100)
+
+
+def test_runner_runs_off_the_calling_thread_and_limits_concurrency() -> None:
+    runner = TrainingRunner(max_workers=1)
+    gate = threading.Event()
+    threads: list[str] = []
+
+    def job(value: int) -> int:
+        threads.append(threading.current_thread().name)
+        assert gate.wait(10)
+        return value * 2
+
+    first = runner.submit(job, 1)
+    second = runner.submit(job, 2)
+    deadline = time.monotonic() + 10
+    while runner.running < 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert runner.running == 1 and runner.waiting == 1 and runner.full
+    assert not second.running()  # waits for the single slot
+    gate.set()
+    assert first.result(10) == 2 and second.result(10) == 4
+    assert threads == ["fraud-training", "fraud-training"]
+    assert threading.current_thread().name not in threads
+
+
+def test_a_queued_job_can_be_cancelled_and_errors_reach_the_future() -> None:
+    runner = TrainingRunner(max_workers=1)
+    gate = threading.Event()
+    ran: list[str] = []
+    blocker = runner.submit(lambda: gate.wait(10))
+    queued = runner.submit(lambda: ran.append("queued"))
+    assert queued.cancel()
+    gate.set()
+    blocker.result(10)
+    with pytest.raises(CancelledError):
+        queued.result(10)
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        runner.submit(boom).result(10)
+    assert ran == [] and runner.running == 0 and runner.waiting == 0
+
+
+def test_progress_relay_coalesces_to_the_latest_event() -> None:
+    pending: list = []
+    applied: list[ProgressEvent] = []
+    relay = ProgressRelay(pending.append, applied.append, min_interval=0.0)
+    for i in range(1, 51):
+        relay(event("fit", i))
+    # One hand-back is scheduled however many rounds were reported; it shows the latest one.
+    assert len(pending) == 1 and relay.received == 50
+    pending.pop()()
+    assert [e.iteration for e in applied] == [50]
+    relay(event("fit", 51))
+    assert len(pending) == 1
+    relay.close()
+    pending.pop()()
+    assert [e.iteration for e in applied] == [50]  # nothing applied after close
+
+
+def test_progress_relay_rate_limits_within_a_stage_but_not_across() -> None:
+    applied: list[ProgressEvent] = []
+    relay = ProgressRelay(lambda fn: fn(), applied.append, min_interval=60.0)
+    relay(event("fit", 1))
+    relay(event("fit", 2))  # too soon: kept as the latest, not shown yet
+    relay(event("evaluate", 3))  # a new stage always shows
+    assert [(e.stage, e.iteration) for e in applied] == [("fit", 1), ("evaluate", 3)]
+
+
+def test_dispatcher_without_a_served_session_calls_at_once() -> None:
+    calls: list[str] = []
+    SessionDispatcher(None)(lambda: calls.append("none"))
+    dispatcher = SessionDispatcher(Document())
+    assert not dispatcher.served
+    dispatcher(lambda: calls.append("doc"))
+    assert calls == ["none", "doc"]
