@@ -54,25 +54,31 @@ class NoModelError(LookupError):
 # -- the model cache ------------------------------------------------------------------------------
 
 _MODELS_DIR_ENV = ("FRAUD_APP_MODELS_DIR", "FRAUD_APP_OUTPUT_DIR", "FRAUD_APP_HOME")
-_models_dir_cache: tuple[tuple, Path] | None = None
+_models_dir_cache: tuple[tuple, Path, str] | None = None
+
+
+def _models_root() -> tuple[Path, str]:
+    """The models folder (as Path and str), re-derived only when a relevant variable changes."""
+    global _models_dir_cache
+    environ = os.environ
+    key = (environ.get("FRAUD_APP_MODELS_DIR"), environ.get("FRAUD_APP_OUTPUT_DIR"), environ.get("FRAUD_APP_HOME"))
+    cached = _models_dir_cache
+    if cached is not None and cached[0] == key:
+        return cached[1], cached[2]
+    path = get_settings().models_dir
+    _models_dir_cache = (key, path, str(path))
+    return path, str(path)
 
 
 def models_dir() -> Path:
-    """The models folder, re-derived from the settings only when a relevant variable changes."""
-    global _models_dir_cache
-    key = tuple(os.environ.get(name) for name in _MODELS_DIR_ENV)
-    cached = _models_dir_cache
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    path = get_settings().models_dir
-    _models_dir_cache = (key, path)
-    return path
+    """The models folder (``FRAUD_APP_MODELS_DIR``, default ``<output>/models``)."""
+    return _models_root()[0]
 
 
-def _stat_key(path: os.PathLike | str) -> tuple | None:
+def _stat_key(path: str) -> tuple | None:
     try:
         st = os.stat(path)
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         return None
     return (st.st_ino, st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_nlink)
 
@@ -105,8 +111,8 @@ class _ModelCache:
             self._active = None
 
     def active_name(self) -> str | None:
-        root = models_dir()
-        signature = (str(root), _stat_key(root), _stat_key(root / ACTIVE_FILE))
+        root = _models_root()[1]
+        signature = (root, _stat_key(root), _stat_key(os.path.join(root, ACTIVE_FILE)))
         now = time.monotonic()
         cached = self._active
         if cached is not None and cached[0] == signature and now - cached[2] < REVALIDATE_S \
@@ -119,8 +125,8 @@ class _ModelCache:
             return name
 
     def get(self, name: str) -> FraudModel:
-        meta_path = models_dir() / name / METADATA_FILE
-        signature = (str(meta_path), _stat_key(meta_path))
+        meta_path = os.path.join(_models_root()[1], name, METADATA_FILE)
+        signature = (meta_path, _stat_key(meta_path))
         if signature[1] is None:
             raise ModelNotFoundError(f"no saved model named {name!r}")
         now = time.monotonic()

@@ -15,6 +15,7 @@ from fraud_app.data import MODEL_FEATURES
 MAX_BATCH = 10_000
 
 _FEATURE_SET = frozenset(MODEL_FEATURES)
+_N_FEATURES = len(MODEL_FEATURES)
 _FEATURE_INDEX = {name: i for i, name in enumerate(MODEL_FEATURES)}
 
 
@@ -58,6 +59,19 @@ def row_to_array(row: Any, out: np.ndarray, index: int | None = None, *, allow_m
         for a non-object, a missing or unknown key, or a value that is not a finite number
         (strings, booleans, null, NaN and inf are refused).
     """
+    if type(row) is dict and len(row) == _N_FEATURES:  # fast path: a clean JSON object
+        try:
+            values = [row[name] for name in MODEL_FEATURES]
+        except KeyError:
+            values = None
+        if values is not None and all(t is float or t is int for t in map(type, values)):
+            try:
+                out[:] = values
+            except OverflowError:
+                pass
+            else:
+                if math.isfinite(out.sum()):
+                    return
     where = _prefix(index)
     if not isinstance(row, Mapping):
         name = f"transactions[{index}]" if index is not None else "body"

@@ -105,6 +105,10 @@ def get_engine(url: str | None = None) -> Engine:
         return engine
     with _lock:
         inherited = [k for k in _engines if k[0] != pid]
+        if inherited:
+            from fraud_app.storage.repository import close_writers
+
+            close_writers()  # forgets the parent's writers without touching their connections
         for stale in inherited:
             # Forked child: drop the parent's pool without closing its connections.
             _engines.pop(stale).dispose(close=False)
@@ -127,6 +131,9 @@ def init_db(url: str | None = None) -> Engine:
 
 def dispose_engines() -> None:
     """Close every engine of this process (tests, shutdown)."""
+    from fraud_app.storage.repository import close_writers
+
+    close_writers()
     with _lock:
         pid = os.getpid()
         for key in list(_engines):

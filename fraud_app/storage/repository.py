@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
+import threading
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select
 
 from fraud_app.storage.engine import get_engine
 from fraud_app.storage.tables import SOURCES, predictions, training_runs
+
+log = logging.getLogger(__name__)
 
 #: Columns of a stored prediction, in the order the API shows them.
 PREDICTION_FIELDS = ("id", "created_at", "model", "model_version", "fraud_probability", "is_fraud",
@@ -61,11 +67,142 @@ def _prediction_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+#: Built once: INSERT ... RETURNING id, ids in parameter order (also for multi-row executemany).
+_INSERT_PREDICTION = insert(predictions).returning(predictions.c.id, sort_by_parameter_order=True)
+
+
+@dataclass
+class _WriteJob:
+    values: list[dict[str, Any]]
+    ids: list[int] | None = None
+    error: BaseException | None = None
+    done: bool = False
+
+
+class _GroupWriter:
+    """Group commit for one engine: concurrent callers share one transaction, each keeps all-or-none.
+
+    A caller queues its rows; if no write is in progress it becomes the leader, takes every
+    queued job and writes them in ONE transaction, while callers arriving meanwhile wait and
+    are written together by the next leader. Under load this replaces many small commits
+    (each a lock round trip and a WAL append for SQLite) by a few larger ones, and threads of
+    one process never wait on each other inside SQLite's busy handler (which sleeps in
+    1-100 ms steps). If a grouped transaction fails, its jobs are retried one transaction each,
+    so one caller's bad rows never fail or drop another caller's rows.
+    """
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        self._cv = threading.Condition()
+        self._pending: list[_WriteJob] = []
+        self._busy = False
+        # Only the current leader writes, so one connection is kept for writing: no pool
+        # checkout/checkin per transaction. Dropped after any error, reopened on the next write.
+        self._conn: Connection | None = None
+
+    def close(self) -> None:
+        """Return the write connection to the pool (tests, shutdown)."""
+        with self._cv:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+
+    def write(self, values: list[dict[str, Any]]) -> list[int]:
+        job = _WriteJob(values)
+        group: list[_WriteJob] = []
+        with self._cv:
+            self._pending.append(job)
+            while not job.done:
+                if not self._busy:
+                    self._busy = True
+                    group, self._pending = self._pending, []
+                    break
+                self._cv.wait()
+        if group:
+            try:
+                self._flush(group)
+            finally:
+                with self._cv:
+                    for member in group:
+                        if member.ids is None and member.error is None:
+                            member.error = RuntimeError("the write was interrupted")
+                        member.done = True
+                    self._busy = False
+                    self._cv.notify_all()
+        if job.error is not None:
+            raise job.error
+        assert job.ids is not None
+        return job.ids
+
+    def _insert(self, values: list[dict[str, Any]]) -> list[int]:
+        conn = self._conn
+        if conn is None or conn.closed or conn.invalidated:
+            conn = self._conn = self.engine.connect()
+        try:
+            with conn.begin():
+                if len(values) == 1:
+                    return [conn.execute(_INSERT_PREDICTION, values[0]).scalar_one()]
+                return list(conn.execute(_INSERT_PREDICTION, values).scalars().all())
+        except BaseException:
+            self._conn = None
+            conn.close()
+            raise
+
+    def _flush(self, group: list[_WriteJob]) -> None:
+        if len(group) == 1:
+            try:
+                group[0].ids = self._insert(group[0].values)
+            except Exception as exc:
+                group[0].error = exc
+            return
+        try:
+            ids = self._insert([v for member in group for v in member.values])
+        except Exception:
+            log.debug("grouped insert of %d jobs failed; retrying one transaction each", len(group))
+            for member in group:
+                try:
+                    member.ids = self._insert(member.values)
+                except Exception as exc:
+                    member.error = exc
+            return
+        start = 0
+        for member in group:
+            member.ids = ids[start:start + len(member.values)]
+            start += len(member.values)
+
+
+_writers: dict[tuple[int, int], _GroupWriter] = {}
+_writers_lock = threading.Lock()
+
+
+def _writer(engine: Engine) -> _GroupWriter:
+    key = (os.getpid(), id(engine))
+    writer = _writers.get(key)
+    if writer is None or writer.engine is not engine:
+        with _writers_lock:
+            writer = _writers.get(key)
+            if writer is None or writer.engine is not engine:
+                writer = _writers[key] = _GroupWriter(engine)
+    return writer
+
+
+def close_writers() -> None:
+    """Release this process's write connections; forget writers inherited through a fork."""
+    with _writers_lock:
+        writers = list(_writers.items())
+        _writers.clear()
+    for (pid, _), writer in writers:
+        if pid == os.getpid():
+            writer.close()
+
+
 def insert_predictions(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """Insert prediction rows in ONE transaction (all or none) and return them as stored.
 
     Each row needs ``model``, ``model_version``, ``features`` (dict), ``fraud_probability``,
     ``is_fraud``, ``threshold`` and ``source``; ``created_at`` defaults to now (UTC).
+    Concurrent calls may share a transaction (group commit) but each call's rows are
+    saved all together or not at all.
     """
     if not rows:
         return []
@@ -85,12 +222,7 @@ def insert_predictions(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
             "threshold": float(row["threshold"]),
             "source": source,
         })
-    statement = insert(predictions).returning(predictions.c.id, sort_by_parameter_order=True)
-    with get_engine().begin() as conn:
-        if len(values) == 1:
-            ids = [conn.execute(statement, values[0]).scalar_one()]
-        else:
-            ids = conn.execute(statement, values).scalars().all()
+    ids = _writer(get_engine()).write(values)
     return [_prediction_dict({**value, "id": id_}) for value, id_ in zip(values, ids, strict=True)]
 
 

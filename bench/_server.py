@@ -1,0 +1,242 @@
+"""Helpers for the API benchmark: a real saved model, the real server, a bare Tornado server, a load client.
+
+Everything runs on 127.0.0.1 only; every loop is bounded by a request count and a deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_MODEL = "bench_lightgbm"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def bench_env(output_dir: Path, models_dir: Path, data_dir: Path) -> dict[str, str]:
+    """Environment for the benchmark's server: the real data set, a fresh output folder."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("FRAUD_APP_")}
+    env.update({
+        "FRAUD_APP_HOME": str(ROOT),
+        "FRAUD_APP_DATASET": "real",
+        "FRAUD_APP_DATA_DIR": str(data_dir),
+        "FRAUD_APP_OUTPUT_DIR": str(output_dir),
+        "FRAUD_APP_MODELS_DIR": str(models_dir),
+        "FRAUD_APP_LOG_DIR": str(output_dir / "logs"),
+        "FRAUD_APP_LOG_LEVEL": "WARNING",
+    })
+    return env
+
+
+def ensure_model(env: dict[str, str], kind: str = "lightgbm") -> dict:
+    """Train and save ``BENCH_MODEL`` on the real data (once; reused while its files exist).
+
+    Runs the project's own training pipeline in a subprocess with ``env``; returns the metadata.
+    """
+    code = f"""
+import json, sys
+from fraud_app.models import model_exists, read_metadata
+from fraud_app.training import TrainingPipeline
+from fraud_app.data import load_transactions
+name = {BENCH_MODEL!r}
+if not model_exists(name):
+    TrainingPipeline({kind!r}, name=name, save=True, seed=0).run(load_transactions())
+meta = read_metadata(name)
+json.dump({{k: meta.get(k) for k in ("name", "kind", "version", "threshold", "metrics", "data_fingerprint",
+           "trained_at")}}, sys.stdout)
+"""
+    out = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, check=True, capture_output=True,
+                         text=True, timeout=1800)
+    return json.loads(out.stdout)
+
+
+def wait_http(url: str, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            urllib.request.urlopen(url, timeout=5).close()
+            return
+        except urllib.error.HTTPError:
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(url)
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen
+    port: int
+    log_path: Path
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(15)
+
+    def kill9(self) -> None:
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait(15)
+
+
+def start_app_server(env: dict[str, str], log_path: Path, extra: list[str] | None = None) -> Server:
+    """The real ``panel serve app.py --plugins fraud_app.api`` on a free loopback port."""
+    port = free_port()
+    cmd = [sys.executable, "-m", "panel", "serve", str(ROOT / "app.py"), "--plugins", "fraud_app.api",
+           "--port", str(port), "--address", "127.0.0.1", f"--allow-websocket-origin=127.0.0.1:{port}",
+           *(extra or [])]
+    log = open(log_path, "ab")
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    server = Server(proc, port, log_path)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/health", proc)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def start_bare_server(log_path: Path) -> Server:
+    """A bare Tornado process answering constant JSON: the ceiling the API is compared with."""
+    port = free_port()
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "bench._bare_server", "--port", str(port)], cwd=ROOT,
+                            stdout=log, stderr=subprocess.STDOUT)
+    log.close()
+    server = Server(proc, port, log_path)
+    wait_http(f"http://127.0.0.1:{port}/api/health", proc)
+    return server
+
+
+# -- a minimal keep-alive HTTP/1.1 client ----------------------------------------------------------
+
+def _request_bytes(method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", "Content-Type: application/json",
+             f"Content-Length: {len(body)}", *(f"{k}: {v}" for k, v in (headers or {}).items()), "", ""]
+    return "\r\n".join(lines).encode("ascii") + body
+
+
+def _parse_head(head: bytes) -> tuple[int, int]:
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split(b" ", 2)[1])
+    length = 0
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value.strip())
+    return status, length
+
+
+class SyncClient:
+    """One blocking keep-alive connection (lowest client overhead for the sequential figures)."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=60)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buffer = b""
+
+    def request(self, raw: bytes) -> tuple[int, bytes]:
+        self.sock.sendall(raw)
+        while b"\r\n\r\n" not in self.buffer:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            self.buffer += chunk
+        head, _, rest = self.buffer.partition(b"\r\n\r\n")
+        status, length = _parse_head(head)
+        while len(rest) < length:
+            chunk = self.sock.recv(max(65536, length - len(rest)))
+            if not chunk:
+                raise ConnectionError("server closed the connection")
+            rest += chunk
+        self.buffer = rest[length:]
+        return status, rest[:length]
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@dataclass
+class LoadResult:
+    latencies: list[float] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
+    ids: list[int] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    elapsed: float = 0.0
+
+    def add_status(self, status: int) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+
+
+async def _client(port: int, raw: bytes, count: int, result: LoadResult, deadline: float,
+                  collect_ids: bool) -> None:
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    except OSError as exc:
+        result.errors.append(f"connect: {exc}")
+        return
+    try:
+        for _ in range(count):
+            if time.monotonic() > deadline:
+                result.errors.append("deadline")
+                return
+            started = time.perf_counter()
+            writer.write(raw)
+            head = await reader.readuntil(b"\r\n\r\n")
+            status, length = _parse_head(head[:-4])
+            body = await reader.readexactly(length)
+            result.latencies.append(time.perf_counter() - started)
+            result.add_status(status)
+            if collect_ids and status == 201:
+                result.ids.append(json.loads(body)["id"])
+    except (OSError, asyncio.IncompleteReadError, ConnectionError) as exc:
+        result.errors.append(f"{type(exc).__name__}: {exc}")
+    finally:
+        writer.close()
+
+
+def run_clients(port: int, raw: bytes, clients: int, per_client: int, timeout: float = 300,
+                collect_ids: bool = False) -> LoadResult:
+    """``clients`` concurrent keep-alive connections, each sending ``raw`` ``per_client`` times."""
+    result = LoadResult()
+
+    async def main() -> None:
+        deadline = time.monotonic() + timeout
+        await asyncio.gather(*(_client(port, raw, per_client, result, deadline, collect_ids)
+                               for _ in range(clients)))
+
+    started = time.perf_counter()
+    asyncio.run(main())
+    result.elapsed = time.perf_counter() - started
+    return result
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The q-th percentile (nearest rank) of ``values``."""
+    ordered = sorted(values)
+    if not ordered:
+        return float("nan")
+    rank = max(1, min(len(ordered), int(-(-q / 100 * len(ordered) // 1))))
+    return ordered[rank - 1]
