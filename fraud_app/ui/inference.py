@@ -198,43 +198,47 @@ class InferenceSection(Section):
             start, end, step = _FALLBACK_RANGES[column]
             self._sliders[column] = pn.widgets.EditableFloatSlider.from_param(
                 self.inputs.param[column], name=column, start=start, end=end, step=step,
+                format="0,0.00" if column == "amount" else "0.0000",
                 sizing_mode="stretch_width", css_classes=[f"slider-{column}"],
             )
         self._frozen_inputs: dict[str, pn.widgets.FloatInput] = {
             column: pn.widgets.FloatInput.from_param(
-                self.inputs.param[column], name=column, disabled=True, format="0.0000", width=118,
-                css_classes=[f"input-{column}"])
+                self.inputs.param[column], name=column, disabled=True, format="0.0000", width=112,
+                description=None, css_classes=[f"input-{column}"])
             for column in FROZEN_FEATURES
         }
         self._origin_text = pn.pane.Markdown("", sizing_mode="stretch_width", margin=(0, 10))
         self._reference_alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width")
         self._load_clear_button = pn.widgets.Button.from_param(
-            self.param.load_clear, name="Random real clear", icon="dice", color="success",
+            self.param.load_clear, label="Random real clear", color="success",
             variant="outline", width=170)
         self._load_fraud_button = pn.widgets.Button.from_param(
-            self.param.load_fraud, name="Random real fraud", icon="dice", color="danger",
+            self.param.load_fraud, label="Random real fraud", color="danger",
             variant="outline", width=170)
         self._load_reference_button = pn.widgets.Button.from_param(
-            self.param.load_reference, name="Reference", icon="restore", color="default", width=130)
+            self.param.load_reference, label="↺ Reference", color="default", width=130)
         self._unfreeze = pn.widgets.MultiChoice.from_param(
             self.param.unfrozen, name="Unfreeze inputs to edit them", placeholder="Choose features…",
             sizing_mode="stretch_width")
         self._predict_button = pn.widgets.Button.from_param(
-            self.param.predict, name="Predict", icon="bolt", color="primary", width=180, height=44,
+            self.param.predict, label="⚡ Predict", color="primary", width=180, height=44,
             css_classes=["predict-button"])
         self._verdict = pn.pane.HTML(_verdict_html(None), sizing_mode="stretch_width",
                                      stylesheets=[_RESULT_CSS], css_classes=["verdict-pane"])
         self._probability = pn.pane.HTML("", sizing_mode="stretch_width", stylesheets=[_RESULT_CSS])
-        self._chart = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=340, visible=False)
+        self._chart = pn.pane.HoloViews(None, sizing_mode="stretch_width", height=340)
+        # Visibility is toggled on a wrapper: toggling it on the HoloViews pane itself trips Panel.
+        self._chart_note = pn.pane.Markdown("", sizing_mode="stretch_width")
+        self._chart_box = pn.Column(self._chart_note, self._chart, visible=False, sizing_mode="stretch_width")
         self._table = pn.widgets.Tabulator(
             _empty_predictions_table(), disabled=True, show_index=False, pagination=None,
             sizing_mode="stretch_width", layout="fit_data_stretch", height=None,
             formatters=_table_formatters(), css_classes=["predictions-table"],
         )
         self._pager = pn.pane.Markdown("", margin=(8, 10), css_classes=["pager"])
-        self._newer_button = pn.widgets.Button.from_param(self.param.newer_page, name="Newer", icon="arrow-left",
+        self._newer_button = pn.widgets.Button.from_param(self.param.newer_page, label="← Newer",
                                                           width=110)
-        self._older_button = pn.widgets.Button.from_param(self.param.older_page, name="Older", icon="arrow-right",
+        self._older_button = pn.widgets.Button.from_param(self.param.older_page, label="Older →",
                                                           width=110)
         self._file_input = pn.widgets.FileInput(accept=".csv,text/csv", multiple=False, width=320,
                                                 css_classes=["batch-file"])
@@ -243,7 +247,7 @@ class InferenceSection(Section):
         self._batch_alert = pn.pane.Alert("", alert_type="danger", visible=False, sizing_mode="stretch_width",
                                           css_classes=["batch-error"])
         self._score_batch_button = pn.widgets.Button.from_param(
-            self.param.score_batch, name="Score and save batch", icon="player-play", color="primary",
+            self.param.score_batch, label="▶ Score and save batch", color="primary",
             width=220)
         self._batch_table = pn.widgets.Tabulator(
             pd.DataFrame(), disabled=True, show_index=False, pagination="remote", page_size=10,
@@ -251,8 +255,8 @@ class InferenceSection(Section):
             css_classes=["batch-table"],
         )
         self._download = pn.widgets.FileDownload(
-            callback=self.batch_download, filename="scored.csv", label="Download scored CSV",
-            color="success", icon="download", visible=False, width=240, css_classes=["batch-download"])
+            callback=self.batch_download, filename="scored.csv", label="⬇ Download scored CSV",
+            color="success", visible=False, width=240, css_classes=["batch-download"])
 
     def _build_layout(self) -> pn.viewable.Viewable:
         header = pn.Row(self._model_select, self._model_info, sizing_mode="stretch_width")
@@ -270,7 +274,7 @@ class InferenceSection(Section):
             title="Transaction", collapsible=False, sizing_mode="stretch_width",
         )
         result = pn.Card(
-            self._verdict, self._probability, self._chart,
+            self._verdict, self._probability, self._chart_box,
             title="Verdict", collapsible=False, sizing_mode="stretch_width", min_height=300,
         )
         predictions = pn.Card(
@@ -318,7 +322,7 @@ class InferenceSection(Section):
         await self._load_reference_data()
         await self.refresh_predictions()
 
-    def _stop_polling(self, session_context: Any = None) -> None:
+    def _stop_polling(self, session_context: Any) -> None:
         """Stop this session's periodic check (called when the session ends)."""
         if self._poller is not None:
             self._poller.stop()
@@ -552,11 +556,15 @@ class InferenceSection(Section):
     def _render_contributions(self) -> None:
         frame = self.contributions
         if frame is None or frame.empty:
-            self._chart.visible = False
+            self._chart_box.visible = False
             self._chart.object = None
             return
-        self._chart.object = _contributions_chart(frame)
-        self._chart.visible = True
+        moved = frame[frame["contribution"] != 0]
+        self._chart.object = _contributions_chart(moved) if len(moved) else None
+        self._chart.visible = bool(len(moved))
+        self._chart_note.object = (
+            "" if len(moved) else "No input moved this transaction's P(fraud) away from the model's base value.")
+        self._chart_box.visible = True
 
     def _announce_predictions(self) -> None:
         """Tell the other views of this session that predictions were saved."""
@@ -764,8 +772,8 @@ def _verdict_html(row: dict[str, Any] | None) -> str:
     if row is None:
         return "<div class='verdict pending'>Press <b>Predict</b> to score the transaction.</div>"
     fraud = bool(row["is_fraud"])
-    word, css, mark = ("Fraudulent", "fraud", "⚠") if fraud else ("Clear", "clear", "✓")
-    return (f"<div class='verdict {css}'><span class='mark'>{mark}</span> {word}"
+    word, css = ("Fraudulent", "fraud") if fraud else ("Clear", "clear")
+    return (f"<div class='verdict {css}'>{word}"
             f"<div class='sub'>prediction #{int(row['id'])} · model {html.escape(str(row['model']))} · "
             f"saved (source {html.escape(str(row['source']))})</div></div>")
 
@@ -792,7 +800,8 @@ def _contributions_chart(frame: pd.DataFrame) -> hv.Bars:
     return hv.Bars(data, kdims=["feature"], vdims=["contribution", "direction", "value"]).opts(
         invert_axes=True, color="direction", cmap={"towards fraud": FRAUD_COLOR, "towards clear": CLEAR_COLOR},
         responsive=True, height=330, tools=["hover"], show_legend=True, legend_position="bottom_right",
-        xlabel="", ylabel="contribution to P(fraud)", title="Top feature contributions for this transaction",
+        xlabel="", ylabel="contribution to P(fraud)", xformatter="%.4f",
+        title="Top feature contributions for this transaction",
         default_tools=[], toolbar=None,
     )
 

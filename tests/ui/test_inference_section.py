@@ -117,7 +117,7 @@ def test_predict_writes_exactly_one_row_with_the_inputs_and_source_ui(section: I
     assert f"{row['threshold']:.4f}" in section._probability.object
     # The contributions chart explains this transaction with the model's own contributions.
     assert list(section.contributions.columns) == ["feature", "value", "contribution"]
-    assert section._chart.visible
+    assert section._chart_box.visible and section._chart.object is not None
     # The table was refreshed after the run: the new row is on top.
     assert int(section.predictions["id"].iloc[0]) == row["id"]
     assert section.predictions["source"].iloc[0] == "ui"
@@ -234,6 +234,20 @@ def test_predictions_saved_elsewhere_appear_on_the_next_poll(section: InferenceS
     assert section.total_predictions == 1
     assert int(section.predictions["id"].iloc[0]) == posted["id"]
     assert section.predictions["source"].iloc[0] == "api"
+
+
+def test_predictions_changed_in_the_session_refreshes_the_table(section: InferenceSection) -> None:
+    score_and_save(section.inputs.values(), model=MODEL, source="api")
+    section.state.param.trigger("predictions_changed")  # e.g. another tab saved predictions
+    assert section.total_predictions == 1 and len(section.predictions) == 1
+
+
+def test_models_saved_by_another_process_appear_on_the_next_poll(
+        section: InferenceSection, fitted_baseline: FraudModel) -> None:
+    fitted_baseline.save("from_cli")  # no models_changed event: another process saved it
+    asyncio.run(section._poll())
+    assert "from_cli" in section.param.model_name.objects.values()
+    assert section.model_name == MODEL
 
 
 def test_the_table_pages_through_the_database_newest_first(baseline: str) -> None:
