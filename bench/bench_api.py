@@ -62,7 +62,16 @@ def _rows(data: Path, n: int) -> list[dict[str, float]]:
     return [{k: float(v) for k, v in rec.items()} for rec in part.to_dict(orient="records")]
 
 
-def sequential(port: int, raw: bytes, count: int, expect: int) -> dict:
+def _cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    if pid is None:
+        return 0.0
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def sequential(port: int, raw: bytes, count: int, expect: int, pid: int | None = None) -> dict:
+    cpu_before = _cpu_seconds(pid)
     client = SyncClient(port)
     latencies = []
     bad = 0
@@ -78,7 +87,8 @@ def sequential(port: int, raw: bytes, count: int, expect: int) -> dict:
         client.close()
     return {"requests": count, "seconds": elapsed, "req_per_s": count / elapsed,
             "p50_ms": percentile(latencies, 50) * 1e3, "p99_ms": percentile(latencies, 99) * 1e3,
-            "unexpected_status": bad}
+            "unexpected_status": bad,
+            "server_cpu_us_per_request": (_cpu_seconds(pid) - cpu_before) / count * 1e6 if pid else None}
 
 
 def concurrent(port: int, raw: bytes, clients: int, per_client: int) -> dict:
@@ -133,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "api",
         "command": "python -m bench.bench_api " + " ".join(argv if argv is not None else sys.argv[1:]),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform(),
+        "machine": {"cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
+                    "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg_at_start": list(os.getloadavg())},
         "server": "panel serve app.py --plugins fraud_app.api (1 process, SQLite WAL)",
         "model": {k: model[k] for k in ("name", "kind", "version", "threshold")} | {"trained_on": str(args.data)},
@@ -151,8 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         print("part 1: single-row POST, sequential and 16 clients ...", flush=True)
         seq_app, seq_bare = [], []
         for _ in range(args.rounds):
-            seq_bare.append(sequential(bare.port, single, args.sequential, 201))
-            seq_app.append(sequential(app.port, single, args.sequential, 201))
+            seq_bare.append(sequential(bare.port, single, args.sequential, 201, bare.proc.pid))
+            seq_app.append(sequential(app.port, single, args.sequential, 201, app.proc.pid))
         conc_bare = concurrent(bare.port, single, 16, args.per_client)
         conc_app = concurrent(app.port, single, 16, args.per_client)
         app_rps = statistics.median(r["req_per_s"] for r in seq_app)
@@ -161,6 +172,10 @@ def main(argv: list[str] | None = None) -> int:
             "sequential_app": seq_app, "sequential_bare": seq_bare,
             "sequential_app_req_per_s_median": app_rps, "sequential_bare_req_per_s_median": bare_rps,
             "sequential_ratio": app_rps / bare_rps,
+            "server_cpu_us_per_request_app_median": statistics.median(
+                r["server_cpu_us_per_request"] for r in seq_app),
+            "server_cpu_us_per_request_bare_median": statistics.median(
+                r["server_cpu_us_per_request"] for r in seq_bare),
             "concurrent16_app": conc_app, "concurrent16_bare": conc_bare,
             "goal_ratio": GOAL_RATIO, "goal_p99_ms": GOAL_P99_MS,
             "ratio_met": app_rps / bare_rps >= GOAL_RATIO,
@@ -168,7 +183,9 @@ def main(argv: list[str] | None = None) -> int:
         }
         result["single_row"] = part1
         print(f"  sequential: app {app_rps:,.0f} req/s, bare {bare_rps:,.0f} req/s, ratio {app_rps / bare_rps:.2f} "
-              f"(goal >= {GOAL_RATIO})")
+              f"(goal >= {GOAL_RATIO}); server CPU per request: app "
+              f"{part1['server_cpu_us_per_request_app_median']:.0f} us, bare "
+              f"{part1['server_cpu_us_per_request_bare_median']:.0f} us")
         print(f"  16 clients: app p50 {conc_app['p50_ms']:.2f} ms p99 {conc_app['p99_ms']:.2f} ms "
               f"({conc_app['req_per_s']:,.0f} req/s); bare p50 {conc_bare['p50_ms']:.2f} ms "
               f"p99 {conc_bare['p99_ms']:.2f} ms (goal p99 <= {GOAL_P99_MS} ms)")
@@ -233,6 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  {part3['acknowledged_201']} acknowledged, {stored} rows, integrity {integrity}, "
           f"{part3['missing_acknowledged']} acknowledged rows missing")
 
+    result["machine"]["load_avg_at_end"] = list(os.getloadavg())
     result["goals_met"] = {"sequential_ratio": part1["ratio_met"], "p99_16_clients": part1["p99_met"],
                            "concurrent_writers": part2["met"], "crash": part3["met"]}
     args.out.parent.mkdir(parents=True, exist_ok=True)

@@ -289,7 +289,8 @@ def _health_payload() -> dict[str, Any]:
     from fraud_app.inference import active_model_info
 
     settings = get_settings()
-    payload: dict[str, Any] = {"status": "ok", "version": __version__, "dataset": settings.dataset}
+    payload: dict[str, Any] = {"status": "ok", "version": __version__, "dataset": settings.dataset,
+                               "pid": os.getpid()}
     try:
         frame = load_transactions()
     except DataNotFoundError as exc:
@@ -556,7 +557,8 @@ def _schemas() -> dict[str, Any]:
         "Health": {"type": "object", "properties": {
             "status": {"type": "string", "enum": ["ok", "degraded"]}, "version": {"type": "string"},
             "dataset": {"type": "string"}, "rows": {"type": ["integer", "null"]},
-            "frauds": {"type": "integer"}, "model": {"type": ["object", "null"]}}},
+            "frauds": {"type": "integer"}, "model": {"type": ["object", "null"]},
+            "pid": {"type": "integer", "description": "the serving process (several with --num-procs)"}}},
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "integer", "description": "the HTTP status"},

@@ -226,7 +226,11 @@ def _predict(model: FraudModel, values: np.ndarray) -> np.ndarray:
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if scores.shape[0] != values.shape[0]:
         raise RuntimeError(f"model returned {scores.shape[0]} scores for {values.shape[0]} rows")
-    return np.clip(scores, 0.0, 1.0)
+    if not (scores.min() >= 0.0 and scores.max() <= 1.0):  # also catches NaN
+        if np.isnan(scores).any():
+            raise RuntimeError("the model returned NaN scores")
+        scores = np.clip(scores, 0.0, 1.0)
+    return scores
 
 
 def _frame_to_array(frame: pd.DataFrame, max_rows: int) -> np.ndarray:

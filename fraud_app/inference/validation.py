@@ -70,7 +70,7 @@ def row_to_array(row: Any, out: np.ndarray, index: int | None = None, *, allow_m
             except OverflowError:
                 pass
             else:
-                if math.isfinite(out.sum()):
+                if math.isfinite(sum(values)):  # any NaN/inf (or an overflowing sum) takes the slow path
                     return
     where = _prefix(index)
     if not isinstance(row, Mapping):

@@ -53,9 +53,19 @@ def _with_search_path(url: str, schema: str) -> str:
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
 def database(request: pytest.FixtureRequest, app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
     """A fresh, empty database for this test; FRAUD_APP_DATABASE_URL points at it."""
+    yield from _database(request.param, app_env, monkeypatch)
+
+
+@pytest.fixture
+def database_postgres(app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
+    """Like ``database``, PostgreSQL only."""
+    yield from _database("postgres", app_env, monkeypatch)
+
+
+def _database(kind: str, app_env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Database]:
     from fraud_app.storage import dispose_engines
 
-    if request.param == "sqlite":
+    if kind == "sqlite":
         url = f"sqlite:///{app_env / 'db' / 'predictions.sqlite3'}"
         monkeypatch.setenv("FRAUD_APP_DATABASE_URL", url)
         yield Database("sqlite", url)
@@ -204,12 +214,21 @@ class InProcessServer:
         self._thread.join(10)
 
 
-@pytest.fixture
-def api() -> Iterator[ApiClient]:
-    """The API handlers served in-process; database and models come from the test's environment."""
+@pytest.fixture(scope="session")
+def _api_server() -> Iterator[ApiClient]:
     server = InProcessServer()
     client = server.start()
     try:
         yield client
     finally:
         server.stop()
+
+
+@pytest.fixture
+def api(_api_server: ApiClient, app_env: Path) -> ApiClient:
+    """The API handlers served in-process (one server per session).
+
+    The handlers read the database URL, the models folder and the token from the
+    environment on each request, so every test still gets its own database and models.
+    """
+    return _api_server

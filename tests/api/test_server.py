@@ -19,7 +19,6 @@ from tests.conftest import start_app, stop_app
 pytestmark = pytest.mark.slow
 
 
-@pytest.mark.usefixtures("database")
 def test_real_server_scores_saves_and_answers_json_errors(saved_model, sample_rows):
     app = start_app()
     try:
@@ -107,3 +106,33 @@ def test_basic_auth_protects_the_api(saved_model, sample_rows):
         assert storage.count_predictions() == 1
     finally:
         stop_app(app)
+
+
+@pytest.mark.postgres
+def test_several_server_processes_share_postgres(saved_model, sample_rows, database_postgres):
+    """``panel serve --num-procs 2`` on PostgreSQL: each forked process gets its own engine; no row is lost."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    app = start_app(extra_args=["--num-procs", "2"])
+    try:
+        client = ApiClient("127.0.0.1", app.port)
+
+        def worker(i: int) -> tuple[list[int], set[int]]:
+            ids, pids = [], set()
+            for j in range(6):
+                resp = client.post("/api/predictions", sample_rows[(i + j) % len(sample_rows)])
+                assert resp.status == 201, resp.body
+                ids.append(resp.json["id"])
+            pids.update(client.get("/api/health").json["pid"] for _ in range(3))
+            return ids, pids
+
+        with ThreadPoolExecutor(8) as pool:
+            results = list(pool.map(worker, range(8)))
+        ids = [i for got, _ in results for i in got]
+        pids = set().union(*(p for _, p in results))
+        assert len(set(ids)) == 48
+        assert {p["id"] for p in storage.list_predictions(limit=1000)} == set(ids)
+        assert len(pids) == 2, f"requests were served by {pids}"
+    finally:
+        stop_app(app)
+    assert "Traceback" not in app.log(), app.log()[-3000:]
