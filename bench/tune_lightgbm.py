@@ -68,7 +68,7 @@ def _tuning_rows(y):
     return np.flatnonzero(mask)
 
 
-def evaluate_config(params: dict, X, y, folds: int, repeats: int) -> dict:
+def evaluate_config(params: dict, X, y, folds: int, repeats: int, kind: str = "lightgbm") -> dict:
     import numpy as np
     from sklearn.metrics import average_precision_score
     from sklearn.model_selection import RepeatedStratifiedKFold
@@ -79,11 +79,11 @@ def evaluate_config(params: dict, X, y, folds: int, repeats: int) -> dict:
     aps, fit_s, iters = [], [], []
     splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=12345)
     for i, (train, held) in enumerate(splitter.split(np.zeros(len(y)), y)):
-        model = create("lightgbm", **params, random_state=i)
+        model = create(kind, **params, random_state=i)
         started = time.perf_counter()
         model.fit(X.iloc[train], y[train])
         fit_s.append(time.perf_counter() - started)
-        iters.append(model.fit_info["best_iteration"])
+        iters.append(model.fit_info.get("best_iteration", 0))
         scores = model.predict_proba(X.iloc[held])
         flagged = scores >= model.threshold
         tp += int(np.sum(flagged & (y[held] == 1)))
@@ -98,14 +98,18 @@ def evaluate_config(params: dict, X, y, folds: int, repeats: int) -> dict:
             "mean_best_iteration": statistics.fmean(iters), "fits": len(aps)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def main(argv: list[str] | None = None, *, kind: str = "lightgbm", start: dict | None = None,
+         variants: list[dict] | None = None, doc: str | None = None) -> int:
+    start = START if start is None else start
+    variants = VARIANTS if variants is None else variants
+    parser = argparse.ArgumentParser(description=doc or __doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=Path("data/creditcard.parquet"))
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--refine", action="store_true",
                         help="also evaluate combinations of the best one-factor settings")
-    parser.add_argument("--out", type=Path, default=RESULTS / "tune_lightgbm.json")
+    parser.add_argument("--out", type=Path, default=RESULTS / f"tune_{kind}.json")
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"{args.data} not found; run `python -m fraud_app data fetch` first", file=sys.stderr)
@@ -124,8 +128,8 @@ def main(argv: list[str] | None = None) -> int:
     results = []
 
     def run(variant: dict) -> dict:
-        params = {**START, **variant}
-        res = evaluate_config(params, X, y, args.folds, args.repeats)
+        params = {**start, **variant}
+        res = evaluate_config(params, X, y, args.folds, args.repeats, kind)
         res["variant"] = variant
         results.append(res)
         print(f"{json.dumps(variant):<60} F1 {res['pooled_f1']:.3f}  P {res['pooled_precision']:.3f}  "
@@ -133,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
               f"fit {res['mean_fit_seconds']:.1f} s  rounds {res['mean_best_iteration']:.0f}", flush=True)
         return res
 
-    for variant in VARIANTS:
+    for variant in variants:
         run(variant)
     if args.refine:
         base = results[0]["score"]
@@ -151,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "rows": int(len(rows)), "frauds": int(y.sum()), "folds": args.folds, "repeats": args.repeats,
         "selection": "max of (pooled F1 + mean PR-AUC) / 2 over held-out folds",
-        "start": START, "results": results, "best": best,
+        "kind": kind, "start": start, "results": results, "best": best,
         "seconds": round(time.perf_counter() - started, 1), "load_average_start": [round(x, 2) for x in load],
         "load_average_end": [round(x, 2) for x in os.getloadavg()],
     }
