@@ -115,6 +115,18 @@ def test_hyperparameters_change_with_the_kind_and_are_bounded(section: TrainingS
     assert section.model_name == "lightgbm_1"
 
 
+def test_none_choices_are_shown_as_text_and_passed_as_none(section: TrainingSection) -> None:
+    section.kind = "random_forest"
+    forest = section.hyperparameters["random_forest"]
+    assert "None" in forest.param.max_features.objects and None not in forest.param.max_features.objects
+    forest.max_features = "None"
+    params = section.make_pipeline().params
+    assert params["max_features"] is None and params["class_weight"] is None
+    assert params["max_depth"] is None  # the unlimited default of an optional integer
+    forest.class_weight = "balanced"
+    assert section.make_pipeline().params["class_weight"] == "balanced"
+
+
 def test_aggregator_members_weights_and_member_settings(section: TrainingSection) -> None:
     section.kind = "aggregator"
     aggregator = section.hyperparameters["aggregator"]

@@ -19,6 +19,8 @@ from fraud_app.models import HYPERPARAMETERS
 
 #: The kind whose hyper-parameters are its members (and their weights).
 AGGREGATOR = "aggregator"
+#: How a None choice of a Selector is shown (Panel's Select cannot show a None value).
+NONE_TEXT = "None"
 
 
 class HyperParameters(param.Parameterized):
@@ -29,8 +31,14 @@ class HyperParameters(param.Parameterized):
     tunables: ClassVar[tuple[str, ...]] = ()
 
     def values(self) -> dict[str, Any]:
-        """The current values, as ``create(kind, **values)`` accepts them."""
-        return {name: getattr(self, name) for name in self.tunables}
+        """The current values, as ``create(kind, **values)`` accepts them (``"None"`` choices as None)."""
+        values = {}
+        for name in self.tunables:
+            value = getattr(self, name)
+            if isinstance(self.param[name], param.Selector) and value == NONE_TEXT:
+                value = None
+            values[name] = value
+        return values
 
 
 class AggregatorHyperParameters(HyperParameters):
@@ -64,7 +72,8 @@ def parameter_for(name: str, spec: dict[str, Any]) -> param.Parameter:
     """One Parameter from a ``HYPERPARAMETERS`` entry.
 
     ``objects`` give a Selector (a ListSelector when the default is a list, a Boolean when the
-    objects are True/False); ``bounds`` give a
+    objects are True/False; a None object is offered as the text ``"None"``, which
+    :meth:`HyperParameters.values` turns back into None); ``bounds`` give a
     bounded Integer (integer default, or None with integer bounds) or Number; a None default
     is allowed where the model accepts it (e.g. an unlimited ``max_depth``).
     """
@@ -77,6 +86,8 @@ def parameter_for(name: str, spec: dict[str, Any]) -> param.Parameter:
             return param.Boolean(default=default, label=label, doc=doc)
         if isinstance(default, (list, tuple)):
             return param.ListSelector(default=list(default), objects=objects, label=label, doc=doc)
+        objects = [NONE_TEXT if o is None else o for o in objects]
+        default = NONE_TEXT if default is None else default
         return param.Selector(default=default, objects=objects, label=label, doc=doc)
     if "bounds" in spec:
         bounds = tuple(spec["bounds"])
@@ -139,6 +150,8 @@ def widget_for(values: param.Parameterized, parameter_name: str, **kwargs: Any) 
         return pn.widgets.Select.from_param(parameter, **kwargs)
     if isinstance(parameter, param.Boolean):
         return pn.widgets.Checkbox.from_param(parameter, **kwargs)
+    if parameter.allow_None:
+        kwargs.setdefault("placeholder", "None (no limit)")
     if isinstance(parameter, param.Integer):
         return pn.widgets.IntInput.from_param(parameter, **kwargs)
     if isinstance(parameter, param.Number):
@@ -152,6 +165,6 @@ def hyperparameter_widgets(values: HyperParameters, **kwargs: Any) -> list[pn.wi
 
 
 __all__ = [
-    "AGGREGATOR", "AggregatorHyperParameters", "HyperParameters", "hyperparameter_class",
+    "AGGREGATOR", "NONE_TEXT", "AggregatorHyperParameters", "HyperParameters", "hyperparameter_class",
     "hyperparameter_widgets", "parameter_for", "widget_for",
 ]

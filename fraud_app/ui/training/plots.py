@@ -23,15 +23,18 @@ MODEL_COLUMNS = ("active", "name", "kind", "f1", "pr_auc", "threshold", "saved_a
 
 
 def confusion_frame(matrix: Sequence[Sequence[int]] | None) -> pd.DataFrame:
-    """One row per cell of ``[[tn, fp], [fn, tp]]``: Predicted, Actual, Count, Cell, Text, Shade."""
+    """One row per cell of ``[[tn, fp], [fn, tp]]``: Predicted, Actual, Count, Cell, Text, Shade.
+
+    Without a matrix the four cells are still there (count 0, no text), so the plot keeps its
+    categorical axes when real counts arrive.
+    """
     rows = []
-    if matrix is not None:
-        for actual in (0, 1):
-            for predicted in (0, 1):
-                count = int(matrix[actual][predicted])
-                cell = _CELLS[actual][predicted]
-                rows.append((CLASS_LABELS[predicted], CLASS_LABELS[actual], count, cell,
-                             f"{cell}\n{count:,}", float(np.log1p(count))))
+    for actual in (0, 1):
+        for predicted in (0, 1):
+            count = 0 if matrix is None else int(matrix[actual][predicted])
+            cell = _CELLS[actual][predicted]
+            text = "" if matrix is None else f"{cell}\n{count:,}"
+            rows.append((CLASS_LABELS[predicted], CLASS_LABELS[actual], count, cell, text, float(np.log1p(count))))
     frame = pd.DataFrame(rows, columns=["Predicted", "Actual", "Count", "Cell", "Text", "Shade"])
     # Plain Python strings: HoloViews reshapes columns, which Arrow-backed strings do not allow.
     return frame.astype({"Predicted": object, "Actual": object, "Cell": object, "Text": object})

@@ -200,9 +200,9 @@ class TrainingSection(Section):
         self._hp_panels, hp_widgets = self._build_hyperparameter_panels()
         self._hp_container = pn.Column(sizing_mode="stretch_width", margin=0)
         self._train_button = pn.widgets.Button.from_param(
-            self.param.train, label="Train", color="primary", icon="player-play", width=120)
+            self.param.train, label="Train", color="primary", width=120)
         self._cancel_button = pn.widgets.Button.from_param(
-            self.param.cancel, label="Cancel", color="warning", icon="player-stop", width=120)
+            self.param.cancel, label="Cancel", color="warning", width=120)
         self._progress_bar = pn.indicators.Progress(
             value=0, max=1000, active=False, bar_color="primary", sizing_mode="stretch_width", height=18)
         self._status_text = pn.pane.Markdown(self.status, margin=(0, 10), css_classes=["training-status"])
@@ -228,7 +228,7 @@ class TrainingSection(Section):
             self.param.threshold, label="Decision threshold", step=0.001, format="0.0000",
             sizing_mode="stretch_width")
         self._threshold_input = pn.widgets.FloatInput.from_param(
-            self.param.threshold, label="Exact threshold", step=0.001, width=140)
+            self.param.threshold, label="Exact threshold", step=0.001, format="0.0000", width=140)
         self._cost_fn_input = pn.widgets.FloatInput.from_param(self.param.cost_fn, label="Cost of a missed fraud",
                                                                width=170)
         self._cost_fp_input = pn.widgets.FloatInput.from_param(self.param.cost_fp, label="Cost of a false alarm",
@@ -237,8 +237,7 @@ class TrainingSection(Section):
         self._cheapest_button = pn.widgets.Button.from_param(
             self.param.use_cheapest, label="Use the cheapest threshold", color="default")
         self._save_threshold_button = pn.widgets.Button.from_param(
-            self.param.save_threshold, label="Save threshold with the model", color="success",
-            icon="device-floppy")
+            self.param.save_threshold, label="Save threshold with the model", color="success")
 
         # Runs and saved models.
         number = NumberFormatter(format="0.000")
@@ -257,9 +256,9 @@ class TrainingSection(Section):
             titles={"pr_auc": "PR-AUC", "f1": "F1", "saved_at": "saved (UTC)"})
         self._model_select = pn.widgets.Select.from_param(self.param.selected_model, label="Saved model", width=240)
         self._activate_button = pn.widgets.Button.from_param(
-            self.param.activate, label="Make active", color="primary", icon="check")
+            self.param.activate, label="Make active", color="primary")
         self._delete_button = pn.widgets.Button.from_param(
-            self.param.delete, label="Delete…", color="danger", variant="outline", icon="trash")
+            self.param.delete, label="Delete…", color="danger", variant="outline")
         self._confirm_text = pn.pane.Markdown("")
         self._confirm_button = pn.widgets.Button.from_param(
             self.param.confirm_delete, label="Yes, delete it", color="danger")
@@ -267,7 +266,7 @@ class TrainingSection(Section):
         self._confirm_row = pn.Row(self._confirm_text, self._confirm_button, self._keep_button, visible=False)
         self._active_text = pn.pane.Markdown("")
         self._refresh_button = pn.widgets.Button.from_param(
-            self.param.refresh, label="Refresh", icon="refresh", color="light", width=110)
+            self.param.refresh, label="Refresh", color="light", width=110)
 
     def _build_hyperparameter_panels(self) -> tuple[dict[str, pn.viewable.Viewable], list[pn.widgets.Widget]]:
         """One hyper-parameter panel per kind; the aggregator's shows its members' own settings."""
