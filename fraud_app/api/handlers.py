@@ -175,6 +175,9 @@ class APIHandler(JSONHandler, AuthRequestHandler):
         return super().get_login_url()
 
     async def prepare(self) -> None:
+        length = self.request.headers.get("Content-Length")
+        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
+            self._too_large = True  # drop the body as it arrives; answered with 413 once it is read
         provider = getattr(self.application, "auth_provider", None)
         if provider is None:
             return
@@ -188,9 +191,6 @@ class APIHandler(JSONHandler, AuthRequestHandler):
             self._deferred = APIError(
                 401, f"login required: sign in at {self.get_login_url()} (the session cookie "
                      "authorises API calls)")
-        length = self.request.headers.get("Content-Length")
-        if length is not None and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            self._too_large = True
 
     def data_received(self, chunk: bytes) -> None:
         if self._too_large or self._deferred is not None:
