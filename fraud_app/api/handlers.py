@@ -425,6 +425,12 @@ class PredictionsHandler(APIHandler):
         self.write_json(await run_blocking(_list_payload, limit, offset))
 
 
+def _get_prediction(prediction_id: int) -> dict[str, Any] | None:
+    from fraud_app.storage import get_prediction  # first import (SQLAlchemy) off the event loop too
+
+    return get_prediction(prediction_id)
+
+
 class PredictionHandler(APIHandler):
     """``GET /api/predictions/<id>``: one saved prediction."""
 
@@ -440,13 +446,11 @@ class PredictionHandler(APIHandler):
     }}
 
     async def get(self, raw_id: str) -> None:
-        from fraud_app.storage import get_prediction
-
         self.check_request()
         self.reject_unknown_query()
         if not (raw_id.isascii() and raw_id.isdigit()) or len(raw_id) > 18 or int(raw_id) < 1:
             raise APIError(400, f"id must be a positive integer, got {raw_id!r}", "id")
-        row = await run_blocking(get_prediction, int(raw_id))
+        row = await run_blocking(_get_prediction, int(raw_id))
         if row is None:
             raise APIError(404, f"no prediction with id {int(raw_id)}", "id")
         self.write_json(row)
@@ -463,7 +467,7 @@ class OpenAPIHandler(APIHandler):
     async def get(self) -> None:
         self.check_request()
         self.reject_unknown_query()
-        self.write_json(_openapi_bytes())
+        self.write_json(await run_blocking(_openapi_bytes))  # the first call imports the model stack
 
 
 class NotFoundHandler(APIHandler):
