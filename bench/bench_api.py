@@ -141,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     batch = _request_bytes("POST", "/api/predictions", batch_body)
     result: dict = {
         "benchmark": "api",
-        "command": "python -m bench.bench_api " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m bench.bench_api", *(argv if argv is not None else sys.argv[1:])]),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": {"cpus": os.cpu_count(), "usable_cpus": len(os.sched_getaffinity(0)),
                     "python": platform.python_version(), "platform": platform.platform(),
