@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -80,7 +81,11 @@ class RandomForestModel(FraudModel):
         while grown < total:
             grown = min(total, grown + CHUNK)
             forest.set_params(n_estimators=grown)
-            forest.fit(X_train, y_train)
+            with warnings.catch_warnings():
+                # Every chunk is fitted on the same full training rows, so the "balanced" presets
+                # give exactly the weights of a one-shot fit; sklearn warns for warm_start in general.
+                warnings.filterwarnings("ignore", message='class_weight presets "balanced"', category=UserWarning)
+                forest.fit(X_train, y_train)
             reporter("fit", grown / total, f"{grown}/{total} trees", grown, total)
         forest.set_params(warm_start=False)
         self.estimator_ = forest

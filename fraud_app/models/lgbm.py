@@ -165,7 +165,8 @@ class LightGBMModel(FraudModel):
         multiplied by ``(sigmoid(f) - sigmoid(f0)) / (f - f0)``: signs and proportions are kept
         and the row's contributions add up to ``P(fraud) - sigmoid(f0)``.
         """
-        raw = self.booster_.predict(X, pred_contrib=True)
+        threads = 1 if len(X) <= 10_000 else int(self.params["n_jobs"])
+        raw = self.booster_.predict(X, pred_contrib=True, num_threads=threads)
         contrib, bias = raw[:, :-1], raw[:, -1]
         f = contrib.sum(axis=1) + bias
         p, p0 = _sigmoid(f), _sigmoid(bias)

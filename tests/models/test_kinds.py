@@ -219,3 +219,18 @@ def test_aggregator_members_refit_only_after_its_threshold(frame):
     refitted = create("aggregator", members=[lgb_refit, "decision_tree"]).fit(frame, frame["is_fraud"])
     assert refitted.threshold == plain.threshold
     assert refitted.members[0].fit_info["refitted_on"] == len(frame)
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", "balanced_subsample"])
+def test_forest_class_weight_presets_match_a_one_shot_fit(class_weight, frame):
+    """Growing in chunks (for progress) gives the same forest as sklearn's one-shot fit."""
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = create("random_forest", n_estimators=30, n_jobs=1, class_weight=class_weight, random_state=1)
+    model.fit(frame, frame["is_fraud"])
+    y = frame["is_fraud"].to_numpy()
+    train, _ = stratified_split(len(frame), y, VALIDATION_FRACTION, 1)
+    X = frame[list(model.features)].to_numpy(dtype=float)
+    one_shot = RandomForestClassifier(n_estimators=30, max_features="sqrt", max_samples=0.5, n_jobs=1,
+                                      class_weight=class_weight, random_state=1).fit(X[train], y[train])
+    np.testing.assert_allclose(model.predict_proba(frame), one_shot.predict_proba(X)[:, 1])
