@@ -231,12 +231,11 @@ def predictions_frame(rows: Sequence[dict[str, Any]], features: Sequence[str] = 
         record.update({name: stored.get(name) for name in features})
         records.append(record)
     frame = pd.DataFrame.from_records(records, columns=[*RESULT_COLUMNS, *features])
-    if len(frame):
-        frame["id"] = frame["id"].astype("int64")
-        frame["is_fraud"] = frame["is_fraud"].astype("int8")
-        for column in ("fraud_probability", "threshold", *features):
-            frame[column] = frame[column].astype("float64")
-    return frame
+    # The same dtypes with or without rows, so an empty table has the schema of a full one.
+    types = {"id": "int64", "is_fraud": "int8", "created_at": "str", "source": "str", "model": "str",
+             "model_version": "str", "fraud_probability": "float64", "threshold": "float64"}
+    types.update({name: "float64" for name in features})
+    return frame.astype(types)
 
 
 def results_to_csv(rows: Sequence[dict[str, Any]]) -> bytes:

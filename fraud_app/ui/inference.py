@@ -250,10 +250,11 @@ class InferenceSection(Section):
             self.param.score_batch, label="▶ Score and save batch", color="primary",
             width=220)
         self._batch_table = pn.widgets.Tabulator(
-            pd.DataFrame(), disabled=True, show_index=False, pagination="remote", page_size=10,
-            sizing_mode="stretch_width", formatters=_table_formatters(), visible=False,
-            css_classes=["batch-table"],
+            _display_frame(predictions_frame([])), disabled=True, show_index=False, pagination="remote", page_size=10,
+            sizing_mode="stretch_width", formatters=_table_formatters(), css_classes=["batch-table"],
         )
+        # The table joins the layout with the first result: a Tabulator built while hidden shows no rows.
+        self._batch_box = pn.Column(sizing_mode="stretch_width")
         self._download = pn.widgets.FileDownload(
             callback=self.batch_download, filename="scored.csv", label="⬇ Download scored CSV",
             color="success", visible=False, width=240, css_classes=["batch-download"])
@@ -286,7 +287,7 @@ class InferenceSection(Section):
             self._batch_status,
             pn.Row(self._file_input, self._score_batch_button, self._download),
             self._batch_alert,
-            self._batch_table,
+            self._batch_box,
             title="Batch scoring (CSV)", collapsible=False, sizing_mode="stretch_width",
         )
         return pn.Column(
@@ -670,7 +671,7 @@ class InferenceSection(Section):
         if frame is None or name is None:
             notify_error("Upload a valid CSV and select a saved model first")
             return
-        with busy(self._score_batch_button, self._batch_table):
+        with busy(self._score_batch_button, self._batch_box):
             try:
                 rows, csv_bytes = await asyncio.to_thread(_score_batch_with_csv, frame, name)
             except Exception as exc:
@@ -712,7 +713,8 @@ class InferenceSection(Section):
             self._batch_status.object = f"**{name}** was refused."
         if self.batch_result is not None:
             self._batch_table.value = _display_frame(self.batch_result)
-        self._batch_table.visible = self.batch_result is not None
+            if not self._batch_box.objects:
+                self._batch_box.objects = [self._batch_table]
         self._download.visible = self.batch_result is not None
         self._update_controls()
 
@@ -820,7 +822,7 @@ _RESULT_CSS = f"""
 .verdict.pending {{ font-size: 1.1em; font-weight: 400; opacity: 0.7; border: 1px dashed currentColor; }}
 .prob {{ margin: 6px 2px; }}
 .prob .caption {{ margin-bottom: 6px; }}
-.prob .track {{ position: relative; height: 22px; border-radius: 4px; background: rgba(127, 127, 127, 0.2); }}
+.prob .track {{ position: relative; margin-top: 22px; height: 22px; border-radius: 4px; background: rgba(127, 127, 127, 0.2); }}
 .prob .fill {{ position: absolute; left: 0; top: 0; bottom: 0; border-radius: 4px; min-width: 2px; }}
 .prob .fill.clear {{ background: {CLEAR_COLOR}; }}
 .prob .fill.fraud {{ background: {FRAUD_COLOR}; }}

@@ -313,7 +313,8 @@ def test_a_valid_batch_is_scored_saved_as_batch_and_offered_as_csv(section: Infe
     by_id = sorted(stored, key=lambda r: r["id"])
     for (_, expected), row in zip(source.iterrows(), by_id, strict=True):
         assert row["features"] == pytest.approx(expected[MODEL_FEATURES].astype(float).to_dict())
-    assert len(section.batch_result) == 12 and section._batch_table.visible
+    assert len(section.batch_result) == 12 and section._batch_box.objects == [section._batch_table]
+    assert len(section._batch_table.value) == 12
     # Offered as a CSV: one line per stored row, with the ids and the verdicts.
     assert section._download.visible and section._download.filename == "march-scored.csv"
     downloaded = pd.read_csv(io.BytesIO(section.batch_download().getvalue()))
@@ -335,7 +336,7 @@ def test_a_batch_failing_at_scoring_saves_nothing_and_resets_the_busy_state(
         section.param.trigger("score_batch")
     assert "Batch scoring failed" in caplog.text
     assert count_predictions() == 0 and "nothing was saved" in section.batch_error
-    assert section._score_batch_button.loading is False and section._batch_table.loading is False
+    assert section._score_batch_button.loading is False and section._batch_box.loading is False
 
 
 def test_the_section_renders(section: InferenceSection) -> None:
