@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 from pathlib import Path
 from typing import Any
 
 import panel as pn
 import param
+from panel.theme import THEMES, Bootstrap
 
 from fraud_app.ui.base import (
     Section,
@@ -55,45 +57,73 @@ class FraudApp(pn.viewable.Viewer):
             section_classes = registered_sections()
         with param.edit_constant(self):
             self.sections = [cls(state=self.state) for cls in section_classes]
+        # The first page is a light shell (tabs holding spinners); the sections move in on load.
+        self._holders = [pn.Column(sizing_mode="stretch_width", min_height=300, loading=True)
+                         for _ in self.sections]
         self._tabs = pn.Tabs(
-            *[(section.label(), section) for section in self.sections],
+            *[(section.label(), holder) for section, holder in zip(self.sections, self._holders, strict=True)],
             dynamic=True, sizing_mode="stretch_width",
         )
         self._tabs.link(self, active="active", bidirectional=True)
-        self._data_card = pn.pane.Markdown("Loading the data set…", sizing_mode="stretch_width")
-        self._layout: pn.viewable.Viewable
+        self._data_card = pn.pane.Markdown("Loading the data set…", sizing_mode="stretch_width",
+                                           margin=(0, 10), css_classes=["fds-data-card"])
+        self._footer = pn.Column(sizing_mode="stretch_width")
+        self._main = pn.Column(self._tabs, self._footer, sizing_mode="stretch_width")
+        self._layout: pn.viewable.Viewable = self._main
         if self.use_template:
-            self._theme_switch = pn.widgets.Switch(
-                value=pn.config.theme == "dark", width=40, margin=(12, 4, 0, 0),
-                stylesheets=[_SWITCH_CSS],
-            )
-            # Panel applies a theme when the page loads (``?theme=dark``): reload with the other one.
-            self._theme_switch.jscallback(value=_THEME_JS)
-            self._layout = pn.template.BootstrapTemplate(
-                title=self.title,
-                logo=str(LOGO),
-                favicon=str(LOGO),
-                header_background=ACCENT,
-                header=[pn.Row(pn.layout.HSpacer(), pn.pane.HTML(
-                    "<span title='Light / dark theme'>☀ / ☾</span>", margin=(14, 4, 0, 0),
-                    stylesheets=[":host { color: white; font-size: 15px; }"]), self._theme_switch)],
-                main=[self._tabs],
-                sidebar=[pn.pane.Markdown("### Data set"), self._data_card, pn.pane.Markdown(_CREDIT)],
-                sidebar_width=280,
-                collapsed_sidebar=True,
-            )
-        else:
-            self._layout = pn.Column(self._tabs, sizing_mode="stretch_width")
+            self._layout = self._build_template()
         pn.state.onload(self._load)
 
+    def _build_template(self) -> pn.template.Template:
+        """The page: header with logo, title and theme toggle, then the tabs.
+
+        A :class:`panel.template.Template` with our own Jinja page (``assets/page.html``):
+        Panel's ready-made templates always embed an HTML root, which makes Panel ship
+        MathJax (1.8 MB) with every page; this page stays within the payload budget.
+        """
+        dark = pn.config.theme == "dark"
+        self._theme_toggle = pn.widgets.Toggle(
+            name="☀ Light theme" if dark else "☾ Dark theme", value=dark, width=130,
+            color="light", variant="outline", margin=0,
+        )
+        # Panel applies a theme when the page loads (``?theme=dark``): reload with the other one.
+        self._theme_toggle.jscallback(value=_THEME_JS)
+        template = pn.template.Template(
+            (ASSETS / "page.html").read_text(encoding="utf-8"),
+            design=Bootstrap, theme=THEMES["dark" if dark else "default"],
+        )
+        template.add_panel("main", self._main)
+        template.add_panel("theme_toggle", self._theme_toggle)
+        notifications = pn.state.notifications
+        if notifications is not None:
+            template.add_panel("notifications", notifications)
+        template.add_variable("app_notifications", notifications is not None)
+        template.add_variable("app_title", self.title)
+        template.add_variable("app_logo", _data_uri(LOGO))
+        template.add_variable("app_favicon", _data_uri(LOGO))
+        template.add_variable("app_theme", "dark" if dark else "default")
+        template.add_variable("app_css", (ASSETS / "app.css").read_text(encoding="utf-8"))
+        template.add_variable("title", self.title)
+        return template
+
     def _load(self) -> None:
-        """Deferred start-up: load the data set once the page is on screen."""
-        with busy(self._tabs):
-            try:
-                self.state.load_dataset()
-            except Exception as exc:
-                self._data_card.object = f"**Not loaded.** {exc}"
-                notify_error("Could not load the data set", exc)
+        """Deferred start-up: load the data set, then put the sections on the page.
+
+        The sections move in after the load, so their first render already carries
+        the data (no half-built tables patched a moment later).
+        """
+        try:
+            with busy(*self._holders):
+                try:
+                    self.state.load_dataset()
+                except Exception as exc:
+                    self._data_card.object = f"**Not loaded.** {exc}"
+                    notify_error("Could not load the data set", exc)
+        finally:
+            for holder, section in zip(self._holders, self.sections, strict=True):
+                holder[:] = [section]
+            self._footer[:] = [self._data_card, pn.pane.Markdown(
+                _CREDIT, margin=(0, 10), styles={"font-size": "0.85em", "opacity": "0.8"})]
 
     @param.depends("state.dataset_info", watch=True)
     def _update_data_card(self) -> None:
@@ -101,11 +131,9 @@ class FraudApp(pn.viewable.Viewer):
         if info is None:
             return
         self._data_card.object = (
-            f"- **Source:** `{Path(info.source).name}`\n"
-            f"- **Rows:** {info.rows:,}\n"
-            f"- **Frauds:** {info.frauds:,} ({info.fraud_rate:.3%})\n"
-            f"- **Time span:** {info.time_span_hours:.1f} h\n"
-            f"- **Fingerprint:** `{info.fingerprint}`"
+            f"**Data set:** `{Path(info.source).name}` · {info.rows:,} transactions · "
+            f"{info.frauds:,} frauds ({info.fraud_rate:.3%}) · {info.time_span_hours:.1f} h · "
+            f"fingerprint `{info.fingerprint}`"
         )
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -117,7 +145,11 @@ const params = new URLSearchParams(window.location.search);
 params.set('theme', cb_obj.value ? 'dark' : 'default');
 window.location.search = params.toString();
 """
-_SWITCH_CSS = ":host { flex-shrink: 0; }"
+
+def _data_uri(path: Path) -> str:
+    """A file as a ``data:`` URI (the logo travels inside the page: no extra request)."""
+    return "data:image/svg+xml;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
+
 
 _CREDIT = (
     "Data: the credit-card fraud data set collected by Worldline and the Machine Learning Group of "

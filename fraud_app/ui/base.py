@@ -61,9 +61,28 @@ class Section(pn.viewable.Viewer):
     )
 
     def __init__(self, **params: Any) -> None:
-        if params.get("state") is None:
+        owns_state = params.get("state") is None
+        if owns_state:
             params["state"] = AppState()
         super().__init__(**params)
+        self._owns_state = owns_state
+
+    def _load_if_standalone(self) -> None:
+        """A section used on its own (no ``state`` given, e.g. in a notebook) loads the data set itself.
+
+        Call it at the end of ``__init__``; the load runs once the page is on screen
+        (``pn.state.onload``; at once outside a server). In the app, ``FraudApp`` loads it.
+        """
+        if self._owns_state and self.state.dataset is None:
+            pn.state.onload(self._load_own_dataset)
+
+    def _load_own_dataset(self) -> None:
+        if self.state.dataset is not None:
+            return
+        try:
+            self.state.load_dataset()
+        except Exception as exc:
+            notify_error("Could not load the data set", exc)
 
     @classmethod
     def label(cls) -> str:

@@ -53,6 +53,9 @@ class AppState(param.Parameterized):
     def load_dataset(self) -> pd.DataFrame:
         """Load the data set (cached once per process) and publish it on ``dataset``.
 
+        Calling it again when the same frame is already published changes nothing
+        (no watcher fires).
+
         Raises
         ------
         fraud_app.data.DataNotFoundError, fraud_app.data.SchemaError
@@ -65,6 +68,8 @@ class AppState(param.Parameterized):
             with param.edit_constant(self):
                 self.dataset_error = str(exc)
             raise
+        if frame is self.dataset:
+            return frame
         with param.edit_constant(self):
             self.param.update(dataset_error=None, dataset_info=info, dataset=frame)
         log.debug("session state: data set %s (%d rows)", info.fingerprint, info.rows)

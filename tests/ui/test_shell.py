@@ -78,8 +78,9 @@ def test_create_app_builds_three_tabs_and_loads_the_data() -> None:
     # Outside a server, onload runs at once: the synthetic data set is loaded into the state.
     assert app.state.dataset is not None and len(app.state.dataset) == 20_000
     assert app.state.dataset_info.frauds == 200
-    assert "20,000" in app._data_card.object
-    assert app._tabs.loading is False
+    assert "20,000 transactions" in app._data_card.object
+    assert all(holder.loading is False for holder in app._holders)
+    assert all(holder[0] is section.__panel__() for holder, section in zip(app._holders, app.sections, strict=True))
 
 
 def test_sections_are_per_instance() -> None:
@@ -119,7 +120,8 @@ def test_failed_load_is_logged_shown_and_resets_busy(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(logger, "propagate", True)
     with caplog.at_level(logging.ERROR, logger="fraud_app"):
         app = FraudApp()
-    assert app._tabs.loading is False
+    assert all(holder.loading is False for holder in app._holders)
+    assert all(holder[0] is section.__panel__() for holder, section in zip(app._holders, app.sections, strict=True))
     assert app.state.dataset is None
     assert "/nowhere/creditcard.parquet" in app.state.dataset_error
     assert shown and "Could not load the data set" in shown[0] and "/nowhere" in shown[0]

@@ -1,0 +1,95 @@
+"""The app in a real Chromium: tabs, every EDA chart, feature selection, console, payload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import (
+    ConsoleCapture,
+    NetworkMeter,
+    click_tab,
+    open_app,
+    plot_titles,
+    tab_labels,
+    wait_until,
+)
+from tests.conftest import ServedApp
+
+pytestmark = pytest.mark.browser
+
+#: The EDA tab's charts, by their title's beginning (the scatter and distribution titles name features).
+EDA_CHARTS = [
+    "Transactions per class",
+    "Distribution of ",
+    "Correlations: all transactions",
+    "Class separation: KS statistic",
+    "Amount by class",
+    "Fraud rate by amount bucket",
+    "Transactions by hour of day",
+    "Fraud rate by hour of day",
+    " against ",
+]
+PAYLOAD_BUDGET = 5_000_000
+
+
+def _eda_rendered(page: Any) -> bool:
+    titles = plot_titles(page)
+    return all(any(chart in title for title in titles) for chart in EDA_CHARTS) and \
+        page.locator(".bk-Canvas").count() >= len(EDA_CHARTS)
+
+
+def test_eda_tab_renders_every_chart_without_console_errors(
+        page: Any, console: ConsoleCapture, network: NetworkMeter, app_server: ServedApp) -> None:
+    open_app(page, app_server)
+    labels = tab_labels(page)
+    assert len(labels) == 3
+    for title in ("Exploratory Data Analysis", "Training", "Inference"):
+        assert any(title in label for label in labels), (title, labels)
+
+    wait_until(lambda: _eda_rendered(page), timeout=120, message="every EDA chart")
+    canvases = page.locator(".bk-Canvas")
+    sizes = [canvases.nth(i).bounding_box() for i in range(canvases.count())]
+    assert sum(1 for box in sizes if box and box["width"] > 100 and box["height"] > 100) >= len(EDA_CHARTS)
+    # The overview and the describe table.
+    assert page.locator("text=20,000 >> visible=true").count() >= 1
+    assert page.locator(".tabulator-row").count() >= 10
+    insights = page.get_by_text("200 of 20,000 transactions are fraud")
+    assert insights.count() == 1
+
+    page.wait_for_timeout(1000)  # let the last frames arrive
+    for url, size in sorted(network.responses, key=lambda r: -r[1]):
+        print(f"{size:>10,d}  {url[:110]}")
+    total = network.total_bytes
+    print(f"\npayload, first page + EDA tab: {total / 1e6:.2f} MB "
+          f"(HTTP {network.http_bytes / 1e6:.2f} MB, WebSocket {network.websocket_bytes / 1e6:.2f} MB, "
+          f"{len(network.responses)} responses)")
+    assert network.websocket_bytes > 0 and network.http_bytes > 0
+    assert total <= PAYLOAD_BUDGET, sorted(network.responses, key=lambda r: -r[1])[:10]
+    assert console.errors == [], "\n\n".join(console.errors)
+
+
+def test_picking_another_feature_updates_the_distribution(
+        page: Any, console: ConsoleCapture, app_server: ServedApp) -> None:
+    open_app(page, app_server)
+    wait_until(lambda: _eda_rendered(page), timeout=120, message="every EDA chart")
+    before = [t for t in plot_titles(page) if t.startswith("Distribution of ")]
+    assert before and "feature2 " not in before[-1]
+
+    select = page.locator("select").first
+    assert select.input_value() != "feature2"
+    select.select_option("feature2")
+    wait_until(lambda: any(t == "Distribution of feature2 by class" for t in plot_titles(page)),
+               timeout=60, message="the distribution of feature2")
+    assert console.errors == [], "\n\n".join(console.errors)
+
+
+def test_other_tabs_open_without_console_errors(
+        page: Any, console: ConsoleCapture, app_server: ServedApp) -> None:
+    open_app(page, app_server)
+    for title in ("Training", "Inference", "Exploratory Data Analysis"):
+        click_tab(page, title)
+        page.wait_for_timeout(500)
+    assert page.locator(".bk-tab.bk-active", has_text="Exploratory Data Analysis").count() == 1
+    assert console.errors == [], "\n\n".join(console.errors)
