@@ -13,8 +13,9 @@ Steps (nothing is faked):
    chart, and saves a screenshot of the page. If the model clears the fraud, it loads another
    one, up to ``--tries`` times (every attempt is a real prediction, saved and counted in the
    JSON), so the picture shows the Fraudulent styling when the model can produce it;
-4. writes ``bench/results/screenshot_inference.json``: the model's test metrics, the
-   prediction shown (as stored in the database), the attempts and the timings.
+4. writes ``bench/results/screenshot_inference.json``: the model's test metrics, the slider
+   ranges and reference values on the real data, the prediction shown (as stored in the
+   database), the attempts and the timings.
 
 Requests to anything but the local server are refused by the browser (the page must not need
 the network). The temporary folder and the server are removed/stopped at the end.
@@ -64,20 +65,25 @@ def _env(home: Path, data_dir: Path) -> dict[str, str]:
 _TRAIN = """
 import json, sys, time
 from fraud_app.data import load_transactions
+from fraud_app.inference.reference import slider_ranges
 from fraud_app.training import TrainingPipeline
 started = time.perf_counter()
 result = TrainingPipeline(sys.argv[1], name=sys.argv[2], save=True, seed=0).run(load_transactions())
 out = {k: result.metrics[k] for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold")}
 out.update(kind=result.kind, name=result.name, seconds=round(time.perf_counter() - started, 2),
            n_test=result.metrics.get("n_test"), n_test_fraud=result.metrics.get("n_test_fraud"))
-json.dump(out, sys.stdout)
+ranges = {c: {"start": r.start, "end": r.end, "step": r.step, "reference": r.reference}
+          for c, r in slider_ranges().items()}
+json.dump({"model": out, "slider_ranges": ranges}, sys.stdout)
 """
 
 
-def _train(env: dict[str, str], kind: str, name: str) -> dict[str, Any]:
+def _train(env: dict[str, str], kind: str, name: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Train and save the model on the real data (in a subprocess); its test metrics and the slider ranges."""
     done = subprocess.run([sys.executable, "-c", _TRAIN, kind, name], env=env, cwd=ROOT, check=True,
                           capture_output=True, text=True, timeout=1800)
-    return json.loads(done.stdout)
+    out = json.loads(done.stdout)
+    return out["model"], out["slider_ranges"]
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
@@ -181,10 +187,13 @@ def main(argv: list[str] | None = None) -> int:
     proc: subprocess.Popen | None = None
     try:
         print(f"training {args.kind} on {args.data} ...", flush=True)
-        model = _train(env, args.kind, args.name)
+        model, ranges = _train(env, args.kind, args.name)
         print(f"  {model['kind']} saved as {model['name']} in {model['seconds']} s: test F1 {model['f1']:.3f}, "
               f"precision {model['precision']:.3f}, recall {model['recall']:.3f}, PR-AUC {model['pr_auc']:.3f}, "
               f"threshold {model['threshold']:.4f}", flush=True)
+        for column, bounds in ranges.items():
+            print(f"  slider {column}: {bounds['start']:g} .. {bounds['end']:g} (step {bounds['step']:g}), "
+                  f"reference {bounds['reference']:.6g}", flush=True)
         port = _free_port()
         url = f"http://127.0.0.1:{port}"
         log = open(home / "server.log", "wb")
@@ -199,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
         saved = _get_json(f"{url}/api/predictions?limit=1")["predictions"][0]
         result = {
             "model": model,
+            "slider_ranges": ranges,
             "prediction_shown": {k: saved[k] for k in ("id", "model", "fraud_probability", "threshold", "is_fraud",
                                                        "source")},
             "attempts": shot["attempts"],

@@ -315,8 +315,7 @@ class InferenceSection(Section):
     # -- start-up and polling ----------------------------------------------------------------
     async def _on_load(self) -> None:
         """Deferred start-up: models, the reference transaction, saved predictions; then start polling."""
-        served = pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
-        if served and self._poller is None:
+        if _in_server_session() and self._poller is None:
             self._poller = pn.state.add_periodic_callback(self._poll, period=int(self.poll_period * 1000))
             pn.state.on_session_destroyed(self._stop_polling)
         await self.refresh_models()
@@ -730,6 +729,11 @@ class InferenceSection(Section):
 
 
 # -- helpers (no state) -----------------------------------------------------------------------
+
+def _in_server_session() -> bool:
+    """True inside a browser session of a running server (where periodic callbacks make sense)."""
+    return pn.state.curdoc is not None and pn.state.curdoc.session_context is not None
+
 
 def _score_batch_with_csv(frame: pd.DataFrame, model: str) -> tuple[list[dict[str, Any]], bytes]:
     rows = score_batch(frame, model=model)

@@ -236,6 +236,31 @@ def test_predictions_saved_elsewhere_appear_on_the_next_poll(section: InferenceS
     assert section.predictions["source"].iloc[0] == "api"
 
 
+def test_a_served_session_polls_and_stops_polling_when_it_ends(
+        baseline: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import fraud_app.ui.inference as module
+
+    class FakePoller:
+        stopped = False
+
+        def stop(self) -> None:
+            self.stopped = True
+
+    started: list[tuple] = []
+    on_end: list = []
+    poller = FakePoller()
+    monkeypatch.setattr(module, "_in_server_session", lambda: True)
+    monkeypatch.setattr(pn.state, "add_periodic_callback",
+                        lambda callback, period: started.append((callback, period)) or poller)
+    monkeypatch.setattr(pn.state, "on_session_destroyed", on_end.append)
+    section = InferenceSection(state=AppState())
+    assert len(started) == 1 and started[0][1] == 2000
+    assert started[0][0] == section._poll
+    assert len(on_end) == 1
+    on_end[0](None)  # the session ends
+    assert poller.stopped and section._poller is None
+
+
 def test_predictions_changed_in_the_session_refreshes_the_table(section: InferenceSection) -> None:
     score_and_save(section.inputs.values(), model=MODEL, source="api")
     section.state.param.trigger("predictions_changed")  # e.g. another tab saved predictions
