@@ -25,6 +25,7 @@ from fraud_app.eda.stats import (
     log_amount_histogram,
     overview,
     separation_ranking,
+    strongest_pair,
     top_features,
 )
 
@@ -39,5 +40,5 @@ __all__ = [
     "amount_buckets", "binned_mutual_information", "class_balance", "clear_cache", "compute_count",
     "compute_summary", "correlations", "describe_by_class", "feature_histograms", "get_summary",
     "hourly_pattern", "insights", "ks_statistic", "log_amount_histogram", "overview",
-    "separation_ranking", "top_features",
+    "separation_ranking", "strongest_pair", "top_features",
 ]

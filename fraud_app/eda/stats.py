@@ -441,7 +441,7 @@ def insights(summary: EDASummary) -> list[str]:
         )
     corr_fraud = summary.correlations["fraud"]
     corr_clear = summary.correlations["clear"]
-    pair, value = _strongest_pair(corr_fraud)
+    pair, value = strongest_pair(corr_fraud)
     if pair is not None:
         clear_value = corr_clear.loc[pair[0], pair[1]]
         notes.append(
@@ -452,7 +452,8 @@ def insights(summary: EDASummary) -> list[str]:
     return notes
 
 
-def _strongest_pair(matrix: pd.DataFrame) -> tuple[tuple[str, str] | None, float]:
+def strongest_pair(matrix: pd.DataFrame) -> tuple[tuple[str, str] | None, float]:
+    """The off-diagonal pair of a correlation matrix with the largest ``|r|``, and its ``r``."""
     values = matrix.to_numpy().copy()
     np.fill_diagonal(values, np.nan)
     if np.all(np.isnan(values)):

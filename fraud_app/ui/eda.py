@@ -98,6 +98,7 @@ class EDASection(Section):
         self._balance = self._plot_pane()
         self._distribution = self._plot_pane()
         self._correlation = self._plot_pane(height=520)
+        self._correlation_note = pn.pane.Markdown(sizing_mode="stretch_width", margin=(0, 10))
         self._ranking = self._plot_pane(height=520)
         self._top3 = pn.pane.Markdown(sizing_mode="stretch_width")
         self._amount = self._plot_pane()
@@ -120,7 +121,7 @@ class EDASection(Section):
                            pn.Row(self._feature_select, self._log_toggle), self._distribution),
             ),
             pn.Row(
-                self._card("Correlations", self._subset_buttons, self._correlation),
+                self._card("Correlations", self._subset_buttons, self._correlation_note, self._correlation),
                 self._card("Feature ranking by class separation", self._metric_buttons, self._top3,
                            self._ranking),
             ),
@@ -207,6 +208,11 @@ class EDASection(Section):
         if self.summary is None:
             return
         self._correlation.object = correlation_plot(self.summary, self.correlation_subset)
+        pair, r = eda.strongest_pair(self.summary.correlations[self.correlation_subset])
+        self._correlation_note.object = "" if pair is None else (
+            f"Strongest pair: `{pair[0]}`–`{pair[1]}`, r = {r:+.2f}. The PCA components are uncorrelated "
+            "over all transactions by construction; within a class they need not be."
+        )
 
     @param.depends("summary", "ranking_metric", watch=True)
     def _update_ranking(self) -> None:

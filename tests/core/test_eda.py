@@ -219,3 +219,11 @@ def test_concurrent_sessions_compute_once(frame: pd.DataFrame) -> None:
 def test_the_eda_core_imports_no_panel() -> None:
     code = "import sys, fraud_app.eda; assert 'panel' not in sys.modules and 'holoviews' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_strongest_pair_ignores_the_diagonal() -> None:
+    matrix = pd.DataFrame([[1.0, 0.2, -0.9], [0.2, 1.0, 0.1], [-0.9, 0.1, 1.0]],
+                          index=list("abc"), columns=list("abc"))
+    pair, r = eda.strongest_pair(matrix)
+    assert set(pair) == {"a", "c"} and r == pytest.approx(-0.9)
+    assert eda.strongest_pair(pd.DataFrame([[1.0]], index=["a"], columns=["a"])) == (None, pytest.approx(float("nan"), nan_ok=True))

@@ -93,6 +93,7 @@ def test_correlation_subset_and_ranking_metric(state: AppState) -> None:
     section = EDASection(state=state)
     section.correlation_subset = "fraud"
     assert _title(section._correlation) == "Correlations: fraud only"
+    assert "Strongest pair" in section._correlation_note.object
     heat = section._correlation.object
     assert len(heat) == 29 * 29
     section.ranking_metric = "mutual_info"
