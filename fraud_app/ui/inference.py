@@ -821,12 +821,13 @@ _BATCH_HELP = (
 _RESULT_CSS = f"""
 .verdict {{ font-size: 2.1em; font-weight: 700; padding: 14px 18px; border-radius: 8px; }}
 .verdict .sub {{ font-size: 0.42em; font-weight: 400; opacity: 0.85; margin-top: 4px; }}
-.verdict.clear {{ color: {CLEAR_COLOR}; background: rgba(46, 125, 50, 0.12); border: 2px solid {CLEAR_COLOR}; }}
-.verdict.fraud {{ color: {FRAUD_COLOR}; background: rgba(198, 40, 40, 0.12); border: 2px solid {FRAUD_COLOR}; }}
+.verdict.clear {{ color: white; background: {CLEAR_COLOR}; }}
+.verdict.fraud {{ color: white; background: {FRAUD_COLOR}; }}
 .verdict.pending {{ font-size: 1.1em; font-weight: 400; opacity: 0.7; border: 1px dashed currentColor; }}
 .prob {{ margin: 6px 2px; }}
 .prob .caption {{ margin-bottom: 6px; }}
-.prob .track {{ position: relative; margin-top: 22px; height: 22px; border-radius: 4px; background: rgba(127, 127, 127, 0.2); }}
+.prob .track {{ position: relative; margin-top: 22px; height: 22px; border-radius: 4px;
+                background: rgba(127, 127, 127, 0.2); }}
 .prob .fill {{ position: absolute; left: 0; top: 0; bottom: 0; border-radius: 4px; min-width: 2px; }}
 .prob .fill.clear {{ background: {CLEAR_COLOR}; }}
 .prob .fill.fraud {{ background: {FRAUD_COLOR}; }}
