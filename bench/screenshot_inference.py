@@ -148,6 +148,7 @@ def _shoot(url: str, out: Path, tries: int, width: int, height: int) -> dict[str
                 attempts.append(text.split()[0])
                 if text.startswith("Fraudulent"):
                     break
+            page.mouse.move(5, 5)  # no hover tooltip in the picture
             page.wait_for_timeout(2500)  # let the chart and the table settle
             shown = page.locator(".verdict").first.inner_text()
             page.screenshot(path=str(out), full_page=True)
