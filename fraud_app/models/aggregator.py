@@ -61,6 +61,11 @@ class AggregatorModel(FraudModel):
         specs = [_member_spec(m) for m in members]
         if any(s["kind"] == self.kind for s in specs):
             raise ValueError("an aggregator cannot contain another aggregator")
+        # Members given by kind are seeded from the aggregator (seed + position) unless told otherwise.
+        seed = int(params.get("random_state", self.default_params["random_state"]) or 0)
+        for i, (member, spec) in enumerate(zip(members, specs)):
+            if not isinstance(member, FraudModel):
+                spec["params"].setdefault("random_state", seed + i)
         self.members: list[FraudModel] = [
             m if isinstance(m, FraudModel) else create(s["kind"], **s["params"]) for m, s in zip(members, specs)]
         params["members"] = specs

@@ -106,7 +106,10 @@ def test_members_as_kinds_and_dicts_and_bad_settings():
     model = create("aggregator", members=["decision_tree", {"kind": "lightgbm", "params": {"num_leaves": 7}}])
     assert [m.kind for m in model.members] == ["decision_tree", "lightgbm"]
     assert model.members[1].params["num_leaves"] == 7
-    assert model.params["members"][1] == {"kind": "lightgbm", "params": {"num_leaves": 7}}
+    # Members named by kind are seeded from the aggregator's random_state (+ their position).
+    assert model.params["members"][1] == {"kind": "lightgbm", "params": {"num_leaves": 7, "random_state": 1}}
+    seeded = create("aggregator", members=["lightgbm", "lightgbm"], random_state=7)
+    assert [m.params["random_state"] for m in seeded.members] == [7, 8]
     with pytest.raises(ValueError, match="one value per member"):
         create("aggregator", members=["decision_tree", "lightgbm"], weights=[1])
     with pytest.raises(ValueError, match="non-negative"):

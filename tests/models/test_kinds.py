@@ -231,6 +231,6 @@ def test_forest_class_weight_presets_match_a_one_shot_fit(class_weight, frame):
     y = frame["is_fraud"].to_numpy()
     train, _ = stratified_split(len(frame), y, VALIDATION_FRACTION, 1)
     X = frame[list(model.features)].to_numpy(dtype=float)
-    one_shot = RandomForestClassifier(n_estimators=30, max_features="sqrt", max_samples=0.5, n_jobs=1,
+    one_shot = RandomForestClassifier(n_estimators=30, max_features="sqrt", max_samples=0.25, n_jobs=1,
                                       class_weight=class_weight, random_state=1).fit(X[train], y[train])
     np.testing.assert_allclose(model.predict_proba(frame), one_shot.predict_proba(X)[:, 1])
