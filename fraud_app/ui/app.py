@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 #: The repository's ``assets/`` folder (logo, CSS).
 ASSETS = Path(__file__).resolve().parents[2] / "assets"
 LOGO = ASSETS / "logo.svg"
-ACCENT = "#1f4e79"
 TITLE = "Fraud Detection Studio"
 
 
@@ -120,6 +119,7 @@ class FraudApp(pn.viewable.Viewer):
                     self._data_card.object = f"**Not loaded.** {exc}"
                     notify_error("Could not load the data set", exc)
         finally:
+            log.debug("session ready: %d section(s)", len(self.sections))
             for holder, section in zip(self._holders, self.sections, strict=True):
                 holder[:] = [section]
             self._footer[:] = [self._data_card, pn.pane.Markdown(
@@ -142,7 +142,7 @@ class FraudApp(pn.viewable.Viewer):
 
 _THEME_JS = """
 const params = new URLSearchParams(window.location.search);
-params.set('theme', cb_obj.value ? 'dark' : 'default');
+params.set('theme', cb_obj.active ? 'dark' : 'default');
 window.location.search = params.toString();
 """
 

@@ -88,12 +88,11 @@ class EDASection(Section):
 
         self._indicators = pn.FlexBox(sizing_mode="stretch_width")
         self._describe = pn.widgets.Tabulator(
-            _empty_describe(), disabled=True, formatters={
-                stat: NumberFormatter(format="0,0.000") for stat in DESCRIBE_STATS if stat != "count"}, show_index=False, pagination="local", page_size=10,
-            layout="fit_data_table", theme="midnight" if pn.config.theme == "dark" else "default",
-            header_filters={"feature": {"type": "input", "placeholder": "filter"},
-                                                     "class": {"type": "input", "placeholder": "filter"}},
-            sizing_mode="stretch_width",
+            _empty_describe(),
+            formatters={stat: NumberFormatter(format="0,0.000") for stat in DESCRIBE_STATS if stat != "count"},
+            header_filters={column: {"type": "input", "placeholder": "filter"} for column in ("feature", "class")},
+            disabled=True, show_index=False, pagination="local", page_size=10, layout="fit_data_table",
+            theme="midnight" if pn.config.theme == "dark" else "default", sizing_mode="stretch_width",
         )
         self._balance = self._plot_pane()
         self._distribution = self._plot_pane()
@@ -176,6 +175,7 @@ class EDASection(Section):
             self.param.update(feature=top[0], scatter_x=top[0], scatter_y=top[1])
             with param.edit_constant(self):
                 self.summary = summary
+        log.debug("EDA tab built from summary %s", summary.fingerprint)
         self._status.object = ""
         self._status.visible = False
 

@@ -42,54 +42,57 @@ def _eda_rendered(page: Any) -> bool:
 
 def test_eda_tab_renders_every_chart_without_console_errors(
         page: Any, console: ConsoleCapture, network: NetworkMeter, app_server: ServedApp) -> None:
+    """One page load: the tabs, every EDA chart, the payload, a feature pick, the other tabs."""
     open_app(page, app_server)
     labels = tab_labels(page)
     assert len(labels) == 3
     for title in ("Exploratory Data Analysis", "Training", "Inference"):
         assert any(title in label for label in labels), (title, labels)
 
+    # Every chart is drawn: its Bokeh plot exists (by title) and has a canvas of a real size.
     wait_until(lambda: _eda_rendered(page), timeout=120, message="every EDA chart")
     canvases = page.locator(".bk-Canvas")
     sizes = [canvases.nth(i).bounding_box() for i in range(canvases.count())]
     assert sum(1 for box in sizes if box and box["width"] > 100 and box["height"] > 100) >= len(EDA_CHARTS)
-    # The overview and the describe table.
+    # The overview numbers, the describe table and the insights.
     assert page.locator("text=20,000 >> visible=true").count() >= 1
     assert page.locator(".tabulator-row").count() >= 10
-    insights = page.get_by_text("200 of 20,000 transactions are fraud")
-    assert insights.count() == 1
+    assert page.get_by_text("200 of 20,000 transactions are fraud").count() == 1
 
+    # Payload of the first page and the EDA tab, before any interaction.
     page.wait_for_timeout(1000)  # let the last frames arrive
-    for url, size in sorted(network.responses, key=lambda r: -r[1]):
-        print(f"{size:>10,d}  {url[:110]}")
     total = network.total_bytes
     print(f"\npayload, first page + EDA tab: {total / 1e6:.2f} MB "
           f"(HTTP {network.http_bytes / 1e6:.2f} MB, WebSocket {network.websocket_bytes / 1e6:.2f} MB, "
           f"{len(network.responses)} responses)")
     assert network.websocket_bytes > 0 and network.http_bytes > 0
     assert total <= PAYLOAD_BUDGET, sorted(network.responses, key=lambda r: -r[1])[:10]
-    assert console.errors == [], "\n\n".join(console.errors)
 
-
-def test_picking_another_feature_updates_the_distribution(
-        page: Any, console: ConsoleCapture, app_server: ServedApp) -> None:
-    open_app(page, app_server)
-    wait_until(lambda: _eda_rendered(page), timeout=120, message="every EDA chart")
+    # Picking another feature redraws the distribution with that feature.
     before = [t for t in plot_titles(page) if t.startswith("Distribution of ")]
-    assert before and "feature2 " not in before[-1]
-
+    assert before and before[-1] != "Distribution of feature2 by class"
     select = page.locator("select").first
     assert select.input_value() != "feature2"
     select.select_option("feature2")
-    wait_until(lambda: any(t == "Distribution of feature2 by class" for t in plot_titles(page)),
+    wait_until(lambda: "Distribution of feature2 by class" in plot_titles(page),
                timeout=60, message="the distribution of feature2")
-    assert console.errors == [], "\n\n".join(console.errors)
 
-
-def test_other_tabs_open_without_console_errors(
-        page: Any, console: ConsoleCapture, app_server: ServedApp) -> None:
-    open_app(page, app_server)
+    # The other tabs open, and the EDA tab comes back.
     for title in ("Training", "Inference", "Exploratory Data Analysis"):
         click_tab(page, title)
         page.wait_for_timeout(500)
     assert page.locator(".bk-tab.bk-active", has_text="Exploratory Data Analysis").count() == 1
+    assert console.errors == [], "\n\n".join(console.errors)
+
+
+def test_theme_toggle_switches_to_dark_and_back(
+        page: Any, console: ConsoleCapture, app_server: ServedApp) -> None:
+    open_app(page, app_server)
+    assert page.locator(".fds-theme-default").count() == 1
+    page.get_by_role("button", name="☾ Dark theme").click()
+    page.wait_for_url("**theme=dark**", timeout=60_000)
+    page.locator(".fds-theme-dark").wait_for(timeout=60_000)
+    page.get_by_role("button", name="☀ Light theme").click()
+    page.wait_for_url("**theme=default**", timeout=60_000)
+    page.locator(".fds-theme-default").wait_for(timeout=60_000)
     assert console.errors == [], "\n\n".join(console.errors)
