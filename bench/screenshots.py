@@ -135,6 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from playwright.sync_api import sync_playwright
 
+    load_before = os.getloadavg()
     home = Path(tempfile.mkdtemp(prefix="fraud-app-shots-"))
     port = _free_port()
     proc = _start_server(home, data_dir, port)
@@ -170,12 +171,17 @@ def main(argv: list[str] | None = None) -> int:
         "server_errors": [line for line in log.splitlines() if "Traceback" in line or " ERROR " in line],
         "python": platform.python_version(),
         "cpu_count": os.cpu_count(),
+        # The machine is shared: the load average says how busy it was while measuring.
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     for name, session in (("first session (cold server)", first), ("second session (warm server)", second)):
         print(f"{name}: every EDA chart drawn after {session['rendered_s']:.1f} s; payload "
               f"{session['total_bytes'] / 1e6:.2f} MB (HTTP {session['http_bytes'] / 1e6:.2f} MB, "
               f"WebSocket {session['websocket_bytes'] / 1e6:.2f} MB); console errors: {len(session['console_errors'])}")
+    print(f"load average (1, 5, 15 min) before: {result['load_average_before']}, "
+          f"after: {result['load_average_after']} on {os.cpu_count()} CPU(s)")
     print(f"screenshot: {args.out}")
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(result, indent=2) + "\n")

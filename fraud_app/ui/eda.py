@@ -323,7 +323,7 @@ def correlation_plot(summary: EDASummary, subset: str) -> hv.HeatMap:
                           columns=summary.correlations[subset].columns)
     return matrix.hvplot.heatmap(
         cmap="RdBu_r", clim=(-1, 1), rot=90, title=f"Correlations: {names[subset].lower()}",
-        xlabel="", ylabel="", flip_yaxis=True, responsive=True, height=500,
+        xlabel="", ylabel="", responsive=True, height=500,
     ).opts(tools=["hover"], colorbar=True, fontsize={"xticks": 7, "yticks": 7})
 
 
