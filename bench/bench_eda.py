@@ -39,6 +39,7 @@ def main(argv: list[str] | None = None) -> int:
     from fraud_app import eda
     from fraud_app.data import load_transactions
 
+    load_before = os.getloadavg()
     started = time.perf_counter()
     frame = load_transactions(args.data)
     load_s = time.perf_counter() - started
@@ -77,6 +78,9 @@ def main(argv: list[str] | None = None) -> int:
         "python": platform.python_version(),
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
+        # The machine is shared: the load average says how busy it was while measuring.
+        "load_average_before": [round(x, 2) for x in load_before],
+        "load_average_after": [round(x, 2) for x in os.getloadavg()],
         "measured_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
     print(f"data:            {args.data} ({result['rows']:,} rows, {result['frauds']} frauds)")
@@ -87,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{'OK' if result['within_budget'] else 'OVER'})")
     print(f"EDA cached, max: {max(warm) * 1e6:.1f} µs")
     print(f"top 3 features:  {', '.join(summary.top_features)}")
+    print(f"load average:    {result['load_average_before']} before, {result['load_average_after']} after "
+          f"({os.cpu_count()} CPUs)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {args.out}")
