@@ -83,13 +83,13 @@ class FraudApp(pn.viewable.Viewer):
         dark = pn.config.theme == "dark"
         self._theme_toggle = pn.widgets.Toggle(
             name="☀ Light theme" if dark else "☾ Dark theme", value=dark, width=130,
-            color="light", variant="outline", margin=0,
+            color="light", variant="outline", margin=0, stylesheets=[_TOGGLE_CSS],
         )
         # Panel applies a theme when the page loads (``?theme=dark``): reload with the other one.
         self._theme_toggle.jscallback(value=_THEME_JS)
+        theme = THEMES["dark" if dark else "default"]
         template = pn.template.Template(
-            (ASSETS / "page.html").read_text(encoding="utf-8"),
-            design=Bootstrap, theme=THEMES["dark" if dark else "default"],
+            (ASSETS / "page.html").read_text(encoding="utf-8"), design=Bootstrap, theme=theme,
         )
         template.add_panel("main", self._main)
         template.add_panel("theme_toggle", self._theme_toggle)
@@ -101,7 +101,10 @@ class FraudApp(pn.viewable.Viewer):
         template.add_variable("app_logo", _data_uri(LOGO))
         template.add_variable("app_favicon", _data_uri(LOGO))
         template.add_variable("app_theme", "dark" if dark else "default")
-        template.add_variable("app_css", (ASSETS / "app.css").read_text(encoding="utf-8"))
+        # A bare Template does not load the theme's colour variables (--panel-primary-color, ...)
+        # into the page, which left primary buttons white on white: inline them with our CSS.
+        theme_css = Path(theme.base_css).read_text(encoding="utf-8")
+        template.add_variable("app_css", theme_css + "\n" + (ASSETS / "app.css").read_text(encoding="utf-8"))
         template.add_variable("title", self.title)
         return template
 
@@ -139,6 +142,8 @@ class FraudApp(pn.viewable.Viewer):
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
 
+
+_TOGGLE_CSS = ".bk-btn { color: #ffffff !important; border-color: rgba(255, 255, 255, 0.6) !important; }"
 
 _THEME_JS = """
 const params = new URLSearchParams(window.location.search);
