@@ -19,6 +19,7 @@ import pytest
 
 from fraud_app.data import MODEL_FEATURES, TARGET, load_transactions, make_synthetic
 from fraud_app.models import (
+    HYPERPARAMETERS,
     create,
     get_active_model_name,
     model_path,
@@ -127,18 +128,23 @@ def test_none_choices_are_shown_as_text_and_passed_as_none(section: TrainingSect
     assert section.make_pipeline().params["class_weight"] == "balanced"
 
 
-def test_aggregator_members_weights_and_member_settings(section: TrainingSection) -> None:
+def test_aggregator_members_copies_weights_and_member_settings(section: TrainingSection) -> None:
     section.kind = "aggregator"
     aggregator = section.hyperparameters["aggregator"]
-    aggregator.members = ["decision_tree", "lightgbm"]
-    aggregator.weight_lightgbm = 3.0
+    # The model's default (three LightGBMs) is shown as one kind with three copies.
+    default = HYPERPARAMETERS["aggregator"]["members"]["default"]
+    assert aggregator.member_list() == list(default)
+    aggregator.param.update(members=["decision_tree", "lightgbm"], copies=2, weight_lightgbm=3.0)
     section.hyperparameters["decision_tree"].max_depth = 6
     section.seed = 5
-    params = section.make_pipeline().params
-    assert [m["kind"] for m in params["members"]] == ["decision_tree", "lightgbm"]
-    assert params["weights"] == [1.0, 3.0]
+    pipeline = section.make_pipeline()
+    params = pipeline.params
+    assert [m["kind"] for m in params["members"]] == ["decision_tree", "decision_tree", "lightgbm", "lightgbm"]
+    assert params["weights"] == [1.0, 1.0, 3.0, 3.0]
     assert params["members"][0]["params"]["max_depth"] == 6
-    assert all(m["params"]["random_state"] == 5 for m in params["members"])
+    # Copies differ by seed: the aggregator seeds member i with the run's seed + i.
+    model = create("aggregator", **params)
+    assert [m.params["random_state"] for m in model.members] == [5, 6, 7, 8]
     aggregator.members = []
     with pytest.raises(ValueError, match="at least one member"):
         section.make_pipeline()

@@ -42,7 +42,12 @@ class HyperParameters(param.Parameterized):
 
 
 class AggregatorHyperParameters(HyperParameters):
-    """Members of a soft-voting aggregator and one weight per possible member kind."""
+    """Members of a soft-voting aggregator: which kinds, how many copies of each, their weights.
+
+    Copies of a kind differ by seed only: the aggregator seeds a member given by kind with its
+    own seed plus the member's position, so three LightGBM copies sample different rows and
+    columns.
+    """
 
     kind: ClassVar[str] = AGGREGATOR
     #: The member kinds a user can choose from.
@@ -52,9 +57,13 @@ class AggregatorHyperParameters(HyperParameters):
         """Name of the Parameter holding ``kind``'s weight."""
         return f"weight_{kind}"
 
+    def member_list(self) -> list[str]:
+        """The member kinds in order, each repeated ``copies`` times."""
+        return [kind for kind in self.members for _ in range(int(self.copies))]
+
     def values(self) -> dict[str, Any]:
-        """``members`` (kind names) and ``weights`` (None when all chosen members weigh the same)."""
-        members = list(self.members)
+        """``members`` (kind names) and ``weights`` (None when all members weigh the same)."""
+        members = self.member_list()
         weights = [float(getattr(self, self.weight_name(kind))) for kind in members]
         same = len(set(weights)) <= 1
         return {"members": members, "weights": None if same else weights}
@@ -112,17 +121,26 @@ def hyperparameter_class(kind: str) -> type[HyperParameters]:
     if kind == AGGREGATOR:
         members = spec["members"]
         member_kinds = tuple(members["objects"])
+        default = list(members["default"])
+        # The default as kinds x copies: ["lightgbm"] * 3 is LightGBM, 3 copies.
+        kinds = list(dict.fromkeys(default))
+        counts = {default.count(kind) for kind in kinds}
+        copies = counts.pop() if len(counts) == 1 else 1
         low, high = spec.get("weights", {}).get("bounds", (0.0, 100.0))
         params: dict[str, Any] = {
             "members": param.ListSelector(
-                default=list(members["default"]), objects=list(member_kinds), label="Members",
+                default=kinds, objects=list(member_kinds), label="Members",
                 doc=members.get("doc") or "Member model kinds whose probabilities are averaged."),
+            "copies": param.Integer(
+                default=copies, bounds=(1, 5), label="Copies of each member",
+                doc="How many models of each chosen kind; copies differ by seed (the aggregator's seed "
+                    "plus the member's position)."),
         }
         for member in member_kinds:
             params[f"weight_{member}"] = param.Number(
                 default=1.0, bounds=(float(low), float(high)), label=f"Weight of {_label(member).lower()}",
                 doc=f"Weight of the {member} member's probability in the average (used when it is a member).")
-        attrs = {**params, "member_kinds": member_kinds, "tunables": ("members",),
+        attrs = {**params, "member_kinds": member_kinds, "tunables": ("members", "copies"),
                  "__doc__": "Hyper-parameters of the aggregator: members and their weights."}
         return type(class_name, (AggregatorHyperParameters,), attrs)
     params = {name: parameter_for(name, entry) for name, entry in spec.items()}
@@ -141,9 +159,12 @@ def _step(bounds: tuple[float | None, float | None] | None) -> float:
 def widget_for(values: param.Parameterized, parameter_name: str, **kwargs: Any) -> pn.widgets.Widget:
     """A new widget bound to ``values.<parameter_name>`` (bounded inputs, selects, multi-choice).
 
-    ``kwargs`` go to the widget (``name`` overrides the label).
+    ``kwargs`` go to the widget (``name`` overrides the label). The widget carries the CSS
+    class ``hp-<kind>-<parameter>`` (browser tests and styling find it by that).
     """
     parameter = values.param[parameter_name]
+    kind = getattr(values, "kind", "") or type(values).__name__
+    kwargs.setdefault("css_classes", [f"hp-{kind}-{parameter_name}"])
     if isinstance(parameter, param.ListSelector):
         return pn.widgets.MultiChoice.from_param(parameter, **kwargs)
     if isinstance(parameter, param.Selector):

@@ -190,13 +190,18 @@ class TrainingSection(Section):
     # -- widgets and layout -----------------------------------------------------------------
     def _build_widgets(self) -> None:
         self._kind_select = pn.widgets.Select.from_param(
-            self.param.kind, label="Model", options={_kind_label(k): k for k in self.param.kind.objects})
+            self.param.kind, label="Model", options={_kind_label(k): k for k in self.param.kind.objects},
+            css_classes=["training-kind"])
         self._name_input = pn.widgets.TextInput.from_param(
-            self.param.model_name, onkeyup=True, label="Model name", placeholder="e.g. lightgbm_1")
-        self._name_alert = pn.pane.Alert("", alert_type="success", margin=(0, 10), visible=False)
-        self._save_box = pn.widgets.Checkbox.from_param(self.param.save, label="Save the model")
-        self._overwrite_box = pn.widgets.Checkbox.from_param(self.param.overwrite, label="Overwrite an existing model")
-        self._seed_input = pn.widgets.IntInput.from_param(self.param.seed, label="Seed")
+            self.param.model_name, onkeyup=True, label="Model name", placeholder="e.g. lightgbm_1",
+            css_classes=["training-name"])
+        self._name_alert = pn.pane.Alert("", alert_type="success", margin=(0, 10), visible=False,
+                                         css_classes=["training-name-status"])
+        self._save_box = pn.widgets.Checkbox.from_param(self.param.save, label="Save the model",
+                                                        css_classes=["training-save"])
+        self._overwrite_box = pn.widgets.Checkbox.from_param(
+            self.param.overwrite, label="Overwrite an existing model", css_classes=["training-overwrite"])
+        self._seed_input = pn.widgets.IntInput.from_param(self.param.seed, label="Seed", css_classes=["training-seed"])
         self._hp_panels, hp_widgets = self._build_hyperparameter_panels()
         self._hp_container = pn.Column(sizing_mode="stretch_width", margin=0)
         self._train_button = pn.widgets.Button.from_param(
@@ -204,7 +209,8 @@ class TrainingSection(Section):
         self._cancel_button = pn.widgets.Button.from_param(
             self.param.cancel, label="Cancel", color="warning", width=120)
         self._progress_bar = pn.indicators.Progress(
-            value=0, max=1000, active=False, bar_color="primary", sizing_mode="stretch_width", height=18)
+            value=0, max=1000, active=False, bar_color="primary", sizing_mode="stretch_width", height=18,
+            css_classes=["training-progress"])
         self._status_text = pn.pane.Markdown(self.status, margin=(0, 10), css_classes=["training-status"])
         self._config_widgets: list[pn.widgets.Widget] = [
             self._kind_select, self._name_input, self._save_box, self._overwrite_box, self._seed_input, *hp_widgets]
@@ -215,7 +221,8 @@ class TrainingSection(Section):
             "matrix and the precision-recall curve of the held-out test split appear here.")
         self._indicators = {
             key: pn.indicators.Number(label=label, value=0.0, format="{value:.3f}", font_size="26pt",
-                                      title_size="11pt", default_color="#1f4e79", margin=(0, 18))
+                                      title_size="11pt", default_color="#1f4e79", margin=(0, 18),
+                                      css_classes=[f"metric-{key}"])
             for key, label in _INDICATORS}
         self._result_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._confusion_pane = pn.pane.HoloViews(
@@ -244,12 +251,14 @@ class TrainingSection(Section):
         self._runs_table = pn.widgets.Tabulator(
             self.runs, disabled=True, show_index=False, pagination="local", page_size=8,
             sizing_mode="stretch_width", layout="fit_data_stretch", frozen_columns=["id"],
+            css_classes=["training-runs"],
             formatters={**{key: number for key in plots.RUN_METRICS},
                         "duration_s": NumberFormatter(format="0.0"), "saved": BooleanFormatter()},
             titles={"created_at": "when (UTC)", "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "f1": "F1",
                     "duration_s": "seconds"})
         self._models_table = pn.widgets.Tabulator(
             plots.models_frame([], None), disabled=True, show_index=False, sizing_mode="stretch_width",
+            css_classes=["saved-models"],
             layout="fit_data_stretch", pagination="local", page_size=6,
             formatters={"f1": number, "pr_auc": number, "threshold": NumberFormatter(format="0.0000"),
                         "active": BooleanFormatter()},
@@ -282,7 +291,8 @@ class TrainingSection(Section):
         if isinstance(aggregator, AggregatorHyperParameters):
             members = widget_for(aggregator, "members", label="Members (probabilities are averaged)",
                                  sizing_mode="stretch_width")
-            widgets.append(members)
+            copies = widget_for(aggregator, "copies", sizing_mode="stretch_width")
+            widgets.extend([members, copies])
             weights, cards = [], []
             for member in aggregator.member_kinds:
                 shown = pn.bind(lambda chosen, member=member: member in chosen, aggregator.param.members)
@@ -297,9 +307,10 @@ class TrainingSection(Section):
                                          visible=shown, sizing_mode="stretch_width"))
             widgets.extend(weights)
             panels[AGGREGATOR] = pn.Column(
-                members, *weights,
-                pn.pane.Markdown("Members share the aggregator's split and seed; their settings below are the "
-                                 "same as on their own kind.", styles={"font-size": "0.85em"}),
+                members, copies, *weights,
+                pn.pane.Markdown("Members share the aggregator's split; member *i* is seeded with the seed + *i*. "
+                                 "Their settings below are the same as on their own kind.",
+                                 styles={"font-size": "0.85em"}),
                 *cards, sizing_mode="stretch_width", margin=0)
         return panels, widgets
 
@@ -349,7 +360,11 @@ class TrainingSection(Section):
         return self._layout
 
     def _load(self) -> None:
-        """Deferred start-up: fill the runs table and the saved models once the page is shown."""
+        """Deferred start-up: fill the runs table and the saved models once the page is shown.
+
+        The tables keep their columns (only rows change), so updating them while their
+        JavaScript is still being built is safe. A failure is shown, not raised.
+        """
         try:
             self._refresh_runs()
             self._refresh_models()
@@ -438,7 +453,8 @@ class TrainingSection(Section):
         for member in values["members"]:
             member_values = self.hyperparameters.get(member)
             params = member_values.values() if isinstance(member_values, HyperParameters) else {}
-            members.append({"kind": member, "params": {**params, "random_state": self.seed}})
+            # No random_state: the aggregator seeds member i with its seed + i (copies differ).
+            members.append({"kind": member, "params": params})
         return {"members": members, "weights": values["weights"]}
 
     def make_pipeline(self) -> TrainingPipeline:
@@ -669,7 +685,8 @@ class TrainingSection(Section):
 
     @param.depends("runs", watch=True)
     def _show_runs(self) -> None:
-        self._runs_table.value = self.runs
+        if not self.runs.equals(self._runs_table.value):
+            self._runs_table.value = self.runs
 
     @param.depends("state.models_changed", watch=True)
     @catch_and_notify("Could not list the saved models")
@@ -682,7 +699,9 @@ class TrainingSection(Section):
         selected = self.selected_model if self.selected_model in names else (active or (names[0] if names else None))
         self.param.selected_model.objects = names
         self.selected_model = selected
-        self._models_table.value = plots.models_frame(models, active)
+        table = plots.models_frame(models, active)
+        if not table.equals(self._models_table.value):
+            self._models_table.value = table
         self._active_text.object = (
             f"Active model (used by Inference and the API by default): **{active}**" if active
             else "No saved model yet: train one with *Save the model* ticked.")

@@ -1,0 +1,133 @@
+"""The Training tab in a real Chromium against the real server (synthetic data).
+
+One server per module (``app_server``); the tests run in file order and share its database,
+so each asserts on what it adds.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import urllib.request
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import ConsoleCapture, click_tab, open_app, plot_titles, wait_until
+from tests.conftest import ServedApp
+
+pytestmark = pytest.mark.browser
+
+#: The budget the issue sets for /api/health while a training runs.
+HEALTH_BUDGET_S = 0.200
+
+#: JavaScript: the factors of every categorical axis in the page (the heat map's labels).
+FACTORS_JS = """() => {
+  const out = [];
+  for (const doc of (window.Bokeh ? Bokeh.documents : [])) {
+    for (const model of doc.all_models) {
+      if (model.constructor.__name__ === 'FactorRange') out.push(...model.factors);
+    }
+  }
+  return out;
+}"""
+
+
+def _get_json(server: ServedApp, path: str) -> Any:
+    with urllib.request.urlopen(f"{server.url}{path}", timeout=10) as response:
+        return json.loads(response.read())
+
+
+def _open_training(page: Any, server: ServedApp) -> Any:
+    """Open the app on the Training tab; return the Train button once it can be clicked."""
+    open_app(page, server)
+    click_tab(page, "Training")
+    train = page.get_by_role("button", name="Train", exact=True)
+    train.wait_for(timeout=120_000)
+    wait_until(train.is_enabled, timeout=60, message="the Train button to be enabled")
+    return train
+
+
+def _run_rows(page: Any) -> list[str]:
+    """The model names in the runs table, top (newest) first."""
+    cells = page.locator(".training-runs .tabulator-row .tabulator-cell[tabulator-field='model']")
+    return cells.all_inner_texts()
+
+
+def _text(locator: Any) -> str:
+    """Text of a Panel component, whose content lives in its shadow root."""
+    return locator.evaluate("(el) => (el.shadowRoot ? el.shadowRoot.textContent : el.textContent)")
+
+
+def _status(page: Any) -> str:
+    return _text(page.locator(".training-status"))
+
+
+def _metric(page: Any, key: str) -> float:
+    text = _text(page.locator(f".metric-{key}"))
+    return float(re.findall(r"\d+\.\d+", text)[-1])
+
+
+def test_train_the_baseline_from_the_ui(app_server: ServedApp, page: Any, console: ConsoleCapture) -> None:
+    train = _open_training(page, app_server)
+    before = _run_rows(page)
+    name = page.locator(".training-name input").input_value()
+    assert name == "decision_tree_1"
+
+    train.click()
+    page.locator(".training-status", has_text="Done").wait_for(timeout=120_000)
+
+    # F1 is shown and is the F1 the saved model carries.
+    saved = {m["name"]: m for m in _get_json(app_server, "/api/models")["models"]}
+    assert name in saved
+    assert _metric(page, "f1") == pytest.approx(saved[name]["metrics"]["f1"], abs=5e-4)
+    # The confusion matrix is on screen with its Clear/Fraudulent labels and counts.
+    wait_until(lambda: any(t.startswith("Confusion matrix at threshold") for t in plot_titles(page)),
+               timeout=30, message="the confusion matrix")
+    factors = page.evaluate(FACTORS_JS)
+    assert {"Clear", "Fraudulent"} <= set(factors)
+    assert "Precision-recall curve (held-out test split)" in plot_titles(page)
+    # The runs table gained this run, on top.
+    rows = wait_until(lambda: (r := _run_rows(page)) and len(r) == len(before) + 1 and r,
+                      timeout=30, message="a new row in the runs table")
+    assert rows[0] == name
+    assert console.errors == [], "\n".join(console.errors)
+
+
+def test_health_answers_fast_while_lightgbm_trains(app_server: ServedApp, page: Any,
+                                                   console: ConsoleCapture) -> None:
+    train = _open_training(page, app_server)
+    page.locator(".training-kind select").select_option(label="LightGBM")
+    for field, value in (("n_estimators", "5000"), ("learning_rate", "0.01"), ("early_stopping_rounds", "0")):
+        box = page.locator(f".hp-lightgbm-{field} input")
+        box.fill(value)
+        box.press("Enter")
+    page.locator(".training-save input").uncheck()
+    cancel = page.get_by_role("button", name="Cancel", exact=True)
+    assert not cancel.is_enabled()
+
+    train.click()
+    page.locator(".training-status", has_text="boosting round").wait_for(timeout=120_000)
+    assert not train.is_enabled() and cancel.is_enabled()
+    first_status = _status(page)
+
+    timings = []
+    for _ in range(15):
+        started = time.perf_counter()
+        body = _get_json(app_server, "/api/health")
+        timings.append(time.perf_counter() - started)
+        assert body["status"] == "ok"
+        time.sleep(0.1)
+    assert max(timings) < HEALTH_BUDGET_S, f"/api/health took {max(timings) * 1000:.0f} ms during training"
+
+    # The session stays live: the boosting rounds keep advancing on screen.
+    round_of = lambda text: int(re.search(r"boosting round (\d+)", text).group(1))  # noqa: E731
+    wait_until(lambda: "boosting round" in _status(page) and round_of(_status(page)) > round_of(first_status),
+               timeout=30, message="the boosting round shown to advance")
+
+    cancel.click()
+    page.locator(".training-status", has_text="Cancelled").wait_for(timeout=60_000)
+    wait_until(train.is_enabled, timeout=30, message="Train to be enabled again")
+    assert not cancel.is_enabled()
+    assert console.errors == [], "\n".join(console.errors)
