@@ -7,8 +7,9 @@ For each seed the data is split 80/20 (stratified, seeded). Each kind is fitted 
 and evaluated on the 20 %. Prints mean ± std over seeds of F1, precision, recall, PR-AUC
 (average precision), ROC-AUC and fit seconds, checks the targets of issue #3, and writes
 ``bench/results/models.json``. ``fit seconds`` is the wall time of ``model.fit`` on the 80 %
-training part (227,845 rows), so the LightGBM row is also the "LightGBM fit on 80 %" figure.
-The machine's load average is recorded before and after (the machine is shared).
+training part (227,845 rows). Before the protocol, LightGBM's fit on the seed-0 80 % is also
+timed on its own (``--fit-repeats``, default 3). The machine is shared, so the load average is
+recorded before, after, and with each timed fit.
 """
 
 from __future__ import annotations
@@ -46,8 +47,38 @@ def check_targets(report: dict) -> dict:
         fits = [r["fit_seconds"] for r in report["runs"] if r["kind"] == "lightgbm"]
         checks["lightgbm_fit_seconds_mean"] = summary["lightgbm"]["fit_seconds"]["mean"]
         checks["lightgbm_fit_seconds_max"] = max(fits)
-        checks["lightgbm_fit_at_most_15s"] = max(fits) <= TARGET_LGBM_FIT_S
+        checks["lightgbm_fit_at_most_15s_in_every_benchmark_run"] = max(fits) <= TARGET_LGBM_FIT_S
+    timing = report.get("lightgbm_fit_timing")
+    if timing:
+        checks["lightgbm_timed_fit_median_seconds"] = timing["median_seconds"]
+        checks["lightgbm_timed_fit_at_most_15s"] = timing["median_seconds"] <= TARGET_LGBM_FIT_S
     return checks
+
+
+def time_lightgbm_fit(frame, repeats: int) -> dict:
+    """Wall time of ``create("lightgbm").fit`` on the seed-0 80 % training part, ``repeats`` times.
+
+    Run before the protocol so it is not skewed by the benchmark's own earlier fits; the load
+    average is recorded with each measurement because the machine is shared.
+    """
+    import time
+
+    from fraud_app.models import create
+    from fraud_app.models.base import stratified_split
+
+    y = frame["is_fraud"].to_numpy()
+    train, _ = stratified_split(len(frame), y, 0.2, 0)
+    part = frame.iloc[train]
+    runs = []
+    for _ in range(repeats):
+        load = round(os.getloadavg()[0], 2)
+        started = time.perf_counter()
+        create("lightgbm").fit(part, part["is_fraud"])
+        runs.append({"seconds": round(time.perf_counter() - started, 3), "load_average_1min": load})
+        print(f"lightgbm fit on {len(part):,} rows (80 %): {runs[-1]['seconds']:.1f} s (load {load})", flush=True)
+    seconds = [r["seconds"] for r in runs]
+    return {"rows": int(len(part)), "runs": runs, "min_seconds": min(seconds), "max_seconds": max(seconds),
+            "median_seconds": sorted(seconds)[len(seconds) // 2]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -56,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="the real data set (Parquet or the Kaggle CSV)")
     parser.add_argument("--seeds", default="0-4", help="seeds, e.g. '0-4' (default)")
     parser.add_argument("--models", default=None, help="comma-separated kinds (default: all four)")
+    parser.add_argument("--fit-repeats", type=int, default=3,
+                        help="timed LightGBM fits on the seed-0 80 %% before the protocol (0 = skip)")
     parser.add_argument("--out", type=Path, default=RESULTS / "models.json", help="where to write the JSON result")
     args = parser.parse_args(argv)
     if not args.data.exists():
@@ -77,7 +110,9 @@ def main(argv: list[str] | None = None) -> int:
     load_before = [round(x, 2) for x in os.getloadavg()]
     print(f"{len(frame):,} rows, {int(frame['is_fraud'].sum())} frauds; seeds {seeds}; load average {load_before}",
           flush=True)
+    timing = time_lightgbm_fit(frame, args.fit_repeats) if args.fit_repeats > 0 else None
     report = run_benchmark(frame, kinds, seeds, echo=lambda line: print(line, flush=True))
+    report["lightgbm_fit_timing"] = timing
     report["load_average_before"] = load_before
     report["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
     report["command"] = "python -m bench.bench_models " + " ".join(argv if argv is not None else sys.argv[1:])
