@@ -4,7 +4,7 @@ Fixtures for every browser test module:
 
 - ``app_server`` (module scope): ``panel serve app.py --plugins fraud_app.api`` on a free port,
   synthetic data, its own temp home/output/log folders.
-- ``browser_context`` (session scope): headless ``/usr/bin/chromium`` with a fresh profile.
+- ``browser_context`` (package scope: Playwright's sync API keeps an asyncio loop running in the main thread while it lives, which would break later non-browser tests): headless ``/usr/bin/chromium`` with a fresh profile.
 - ``console`` + ``page`` (function scope): a new tab whose console errors, uncaught page
   errors and failed requests are recorded in ``console``; assert ``console.errors == []``.
 - ``network``: bytes received on the wire by ``page`` (HTTP responses and WebSocket frames),
@@ -92,7 +92,7 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
         stop_app(app)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser_context() -> Iterator[Any]:
     """Headless Chromium with a fresh, throw-away profile (``--user-data-dir``)."""
     _require_chromium()
