@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -94,7 +95,9 @@ def start_app(env_overrides: dict[str, str] | None = None, extra_args: list[str]
            "--port", str(port), "--address", "127.0.0.1",
            f"--allow-websocket-origin=127.0.0.1:{port}", *(extra_args or [])]
     log_file = open(log_path, "wb")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT)
+    # Its own process group, so that stop_app also ends the children of --num-procs.
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+                            start_new_session=True)
     log_file.close()
     app = ServedApp(port=port, proc=proc, env=env, log_path=log_path)
     try:
@@ -106,13 +109,22 @@ def start_app(env_overrides: dict[str, str] | None = None, extra_args: list[str]
 
 
 def stop_app(app: ServedApp) -> None:
-    if app.proc.poll() is None:
-        app.proc.terminate()
+    """Stop the server and every process of its group (``--num-procs`` forks children)."""
+
+    def signal_group(sig: int) -> None:
         try:
-            app.proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            app.proc.kill()
-            app.proc.wait(timeout=15)
+            os.killpg(app.proc.pid, sig)
+        except ProcessLookupError:
+            pass
+
+    signal_group(signal.SIGTERM)
+    try:
+        app.proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        signal_group(signal.SIGKILL)
+        app.proc.wait(timeout=15)
+    # Children that outlived the parent's exit are ended too.
+    signal_group(signal.SIGKILL)
 
 
 @pytest.fixture
