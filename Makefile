@@ -53,7 +53,7 @@ run: venv data
 test: venv-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
-bench: venv data
+bench: venv-test data
 	$(PY) -m bench.run_all
 
 clean:
