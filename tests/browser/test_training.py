@@ -55,9 +55,17 @@ def _run_rows(page: Any) -> list[str]:
     return cells.all_inner_texts()
 
 
+#: JavaScript: the visible text of a Panel component (its shadow root, without the stylesheets).
+TEXT_JS = """(el) => {
+  const root = el.shadowRoot || el;
+  return Array.from(root.children).filter((c) => !['STYLE', 'LINK'].includes(c.tagName))
+    .map((c) => c.innerText).join(' ').trim();
+}"""
+
+
 def _text(locator: Any) -> str:
-    """Text of a Panel component, whose content lives in its shadow root."""
-    return locator.evaluate("(el) => (el.shadowRoot ? el.shadowRoot.textContent : el.textContent)")
+    """Visible text of a Panel component, whose content lives in its shadow root."""
+    return locator.evaluate(TEXT_JS)
 
 
 def _status(page: Any) -> str:
@@ -66,7 +74,9 @@ def _status(page: Any) -> str:
 
 def _metric(page: Any, key: str) -> float:
     text = _text(page.locator(f".metric-{key}"))
-    return float(re.findall(r"\d+\.\d+", text)[-1])
+    numbers = re.findall(r"\d+\.\d+", text)
+    assert len(numbers) == 1, f"expected one number in the {key} indicator, got {text!r}"
+    return float(numbers[0])
 
 
 def test_train_the_baseline_from_the_ui(app_server: ServedApp, page: Any, console: ConsoleCapture) -> None:

@@ -319,6 +319,8 @@ def test_threshold_slider_recomputes_metrics_without_retraining(trained: Trainin
     assert got["confusion_matrix"] == expected["confusion_matrix"]
     assert got["f1"] == pytest.approx(expected["f1"]) and got["recall"] == pytest.approx(expected["recall"])
     assert got["confusion_matrix"] != result.metrics["confusion_matrix"]  # a different operating point
+    # Both plots follow (at once outside a server; a tick or two later on a server).
+    assert trained.confusion_shown == got and trained.curve_shown == got
     assert trained._indicators["precision"].value == pytest.approx(expected["precision"])
 
     # The heat map shows these counts with Clear/Fraudulent labels.

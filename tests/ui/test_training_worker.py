@@ -93,3 +93,29 @@ def test_dispatcher_without_a_served_session_calls_at_once() -> None:
     assert not dispatcher.served
     dispatcher(lambda: calls.append("doc"))
     assert calls == ["none", "doc"]
+
+
+class FakeServedDocument:
+    """Just enough of a served Bokeh document: it has a session and queues next-tick callbacks."""
+
+    session_context = object()
+
+    def __init__(self) -> None:
+        self.queued: list = []
+
+    def add_next_tick_callback(self, callback) -> None:
+        self.queued.append(callback)
+
+
+def test_dispatcher_queues_calls_on_a_served_session() -> None:
+    doc = FakeServedDocument()
+    calls: list[str] = []
+    dispatcher = SessionDispatcher(doc)
+    assert dispatcher.served
+    worker = threading.Thread(target=dispatcher, args=(lambda: calls.append("ran"),))
+    worker.start()
+    worker.join(10)
+    # Called from a worker thread, nothing runs there: it waits for the session's event loop.
+    assert calls == [] and len(doc.queued) == 1
+    doc.queued.pop()()
+    assert calls == ["ran"]

@@ -29,12 +29,15 @@ def confusion_frame(matrix: Sequence[Sequence[int]] | None) -> pd.DataFrame:
     categorical axes when real counts arrive.
     """
     rows = []
+    total = 0 if matrix is None else sum(int(v) for row in matrix for v in row)
     for actual in (0, 1):
         for predicted in (0, 1):
             count = 0 if matrix is None else int(matrix[actual][predicted])
             cell = _CELLS[actual][predicted]
             text = "" if matrix is None else f"{cell}\n{count:,}"
-            rows.append((CLASS_LABELS[predicted], CLASS_LABELS[actual], count, cell, text, float(np.log1p(count))))
+            # log(1 + count) scaled into [0, 1]: a fixed colour range, so updates need no range pass.
+            shade = float(np.log1p(count) / np.log1p(total)) if total else 0.0
+            rows.append((CLASS_LABELS[predicted], CLASS_LABELS[actual], count, cell, text, shade))
     frame = pd.DataFrame(rows, columns=["Predicted", "Actual", "Count", "Cell", "Text", "Shade"])
     # Plain Python strings: HoloViews reshapes columns, which Arrow-backed strings do not allow.
     return frame.astype({"Predicted": object, "Actual": object, "Cell": object, "Text": object})
@@ -43,8 +46,8 @@ def confusion_frame(matrix: Sequence[Sequence[int]] | None) -> pd.DataFrame:
 def confusion_heatmap(matrix: Sequence[Sequence[int]] | None, threshold: float | None = None) -> hv.Overlay:
     """The confusion matrix as a heat map with counts, labelled Clear/Fraudulent.
 
-    Colour follows ``log(1 + count)`` (the classes differ by orders of magnitude); the hover
-    and the labels show the counts.
+    Colour follows ``log(1 + count)`` scaled by ``log(1 + total)`` (the classes differ by orders
+    of magnitude; a fixed colour range keeps updates cheap); the hover and labels show counts.
     """
     frame = confusion_frame(matrix)
     title = "Confusion matrix" if threshold is None else f"Confusion matrix at threshold {threshold:.4f}"
@@ -52,12 +55,12 @@ def confusion_heatmap(matrix: Sequence[Sequence[int]] | None, threshold: float |
         cmap=_CMAP, colorbar=False, tools=["hover"],
         hover_tooltips=[("Actual", "@Actual"), ("Predicted", "@Predicted"), ("Count", "@Count")],
         xlabel="Predicted", ylabel="Actual", invert_yaxis=True, toolbar=None, default_tools=[],
-        title=title, framewise=True, height=300, min_width=300, responsive=True,
+        title=title, clim=(0.0, 1.0), height=300, min_width=300, responsive=True,
         fontsize={"title": "11pt", "labels": "11pt", "ticks": "11pt"},
     )
     labels = hv.Labels(frame, kdims=["Predicted", "Actual"], vdims=["Text"]).opts(
         text_color="black", text_font_size="12pt")
-    return (heat * labels).opts(framewise=True)
+    return heat * labels
 
 
 def pr_curve_plot(curve: Mapping[str, Sequence[float]] | None, chosen: Mapping[str, float] | None = None,
@@ -81,7 +84,7 @@ def pr_curve_plot(curve: Mapping[str, Sequence[float]] | None, chosen: Mapping[s
     return hv.Overlay([line, *points]).opts(
         title="Precision-recall curve (held-out test split)", xlim=(0, 1.02), ylim=(0, 1.05),
         legend_position="bottom_left", toolbar=None, height=300, min_width=300, responsive=True,
-        framewise=True, fontsize={"title": "11pt", "labels": "11pt", "ticks": "10pt"})
+        fontsize={"title": "11pt", "labels": "11pt", "ticks": "10pt"})
 
 
 def _params_text(params: Mapping[str, Any] | None) -> str:

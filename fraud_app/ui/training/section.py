@@ -154,6 +154,10 @@ class TrainingSection(Section):
                            doc="The training_runs row id of the latest result (None if not recorded).")
     threshold_metrics = param.Dict(default={}, constant=True,
                                    doc="F1, precision, recall, confusion matrix and test cost at the threshold.")
+    confusion_shown = param.Dict(default={}, constant=True,
+                                 doc="The figures the confusion-matrix plot shows (threshold_metrics, a tick later).")
+    curve_shown = param.Dict(default={}, constant=True,
+                             doc="The figures the PR-curve plot marks (threshold_metrics, two ticks later).")
     cheapest = param.Number(default=None, allow_None=True, constant=True,
                             doc="Threshold with the lowest cost on the validation split (None if unknown).")
     runs = param.DataFrame(default=None, allow_None=True, constant=True,
@@ -180,6 +184,7 @@ class TrainingSection(Section):
         self._y_test = np.zeros(0, dtype=np.int8)
         self._scores = np.zeros(0)
         self._validation: tuple[np.ndarray, np.ndarray] | None = None
+        self._plots_pending = False
         self._build_widgets()
         self._layout = self._build_layout()
         self._on_kind()
@@ -226,10 +231,10 @@ class TrainingSection(Section):
             for key, label in _INDICATORS}
         self._result_note = pn.pane.Markdown("", sizing_mode="stretch_width")
         self._confusion_pane = pn.pane.HoloViews(
-            hv.DynamicMap(pn.bind(self._confusion_element, self.param.threshold_metrics)),
+            hv.DynamicMap(pn.bind(self._confusion_element, self.param.confusion_shown)),
             sizing_mode="stretch_width", min_width=320)
         self._pr_pane = pn.pane.HoloViews(
-            hv.DynamicMap(pn.bind(self._pr_element, self.param.threshold_metrics)),
+            hv.DynamicMap(pn.bind(self._pr_element, self.param.curve_shown)),
             sizing_mode="stretch_width", min_width=320)
         self._threshold_slider = pn.widgets.FloatSlider.from_param(
             self.param.threshold, label="Decision threshold", step=0.001, format="0.0000",
@@ -551,7 +556,9 @@ class TrainingSection(Section):
         relay.close()
         try:
             outcome: TrainingOutcome = future.result()
+            started = time.perf_counter()
             self._publish(outcome)
+            log.info("published the %s result in %.0f ms", outcome.result.kind, (time.perf_counter() - started) * 1000)
         except (TrainingCancelled, CancelledError):
             log.info("training %s cancelled", self.kind)
             with param.edit_constant(self):
@@ -566,6 +573,13 @@ class TrainingSection(Section):
             self._set_running(False)
 
     def _publish(self, outcome: TrainingOutcome) -> None:
+        """Show a finished run: figures first; the tables and other tabs follow on a later tick.
+
+        Splitting the work over event-loop ticks keeps every single callback short, so the
+        server keeps answering other sessions and the REST API while a result is published.
+        (There is no success toast: the status line says it, and adding a notification makes
+        Bokeh re-walk the whole document.)
+        """
         result = outcome.result
         self._y_test = np.asarray(result.y_test, dtype=np.int8)
         self._scores = np.asarray(result.test_scores, dtype=np.float64)
@@ -578,6 +592,12 @@ class TrainingSection(Section):
                         + (f" · saved as `{result.name}`" if result.saved else " · not saved")))
         self._update_cheapest()
         self.state.set_training_result(result)
+        SessionDispatcher.for_current_session()(lambda: self._after_publish(outcome))
+
+    @catch_and_notify("Could not refresh the runs and the saved models")
+    def _after_publish(self, outcome: TrainingOutcome) -> None:
+        """The second half of publishing: the runs table, the saved models, the other tabs."""
+        result = outcome.result
         self._refresh_runs()
         if outcome.record_error is not None:
             notify_error("The model was trained but the run could not be recorded", outcome.record_error)
@@ -586,7 +606,6 @@ class TrainingSection(Section):
                 self._auto_name = self._suggest_name(self.kind)
                 self.model_name = self._auto_name
             self.state.param.trigger("models_changed")
-        _notify("success", f"{_kind_label(result.kind)} trained: F1 {result.metrics['f1']:.3f}")
 
     # -- results ----------------------------------------------------------------------------
     @param.depends("threshold", "result", "cost_fn", "cost_fp", watch=True)
@@ -638,6 +657,30 @@ class TrainingSection(Section):
             self._cheapest_text.object = (
                 f"Cost on the test split at this threshold: **{cost:,.0f}** · cheapest threshold for these "
                 f"costs on the validation split: **{self.cheapest:.4f}**")
+
+    @param.depends("threshold_metrics", watch=True)
+    def _schedule_plots(self) -> None:
+        """Redraw the plots on later event-loop ticks, one plot per tick, coalescing slider moves.
+
+        Redrawing a HoloViews plot takes tens of milliseconds; done one at a time on their own
+        ticks, the server answers other requests (other sessions, the REST API) in between, and
+        a fast-moving slider redraws only for the latest threshold. Outside a server they are
+        redrawn at once.
+        """
+        if self._plots_pending:
+            return
+        self._plots_pending = True
+        SessionDispatcher.for_current_session()(self._show_confusion)
+
+    def _show_confusion(self) -> None:
+        self._plots_pending = False
+        with param.edit_constant(self):
+            self.confusion_shown = self.threshold_metrics
+        SessionDispatcher.for_current_session()(self._show_curve)
+
+    def _show_curve(self) -> None:
+        with param.edit_constant(self):
+            self.curve_shown = self.threshold_metrics
 
     def _confusion_element(self, metrics: dict[str, Any]) -> hv.Overlay:
         matrix = metrics.get("confusion_matrix") if metrics else None
