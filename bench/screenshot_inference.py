@@ -33,10 +33,11 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from bench._server import wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
@@ -84,21 +85,6 @@ def _train(env: dict[str, str], kind: str, name: str) -> tuple[dict[str, Any], d
                           capture_output=True, text=True, timeout=1800)
     out = json.loads(done.stdout)
     return out["model"], out["slider_ranges"]
-
-
-def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 180) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"the server exited with {proc.returncode}")
-        try:
-            urllib.request.urlopen(url, timeout=5).close()
-            return
-        except urllib.error.HTTPError:
-            return
-        except OSError:
-            time.sleep(0.3)
-    raise TimeoutError(f"{url} did not answer within {timeout:.0f} s")
 
 
 def _get_json(url: str) -> Any:
@@ -203,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
              "--port", str(port), "--address", "127.0.0.1", f"--allow-websocket-origin=127.0.0.1:{port}"],
             cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
         log.close()
-        _wait_http(f"{url}/api/health", proc)
+        wait_http(f"{url}/api/health", proc)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         shot = _shoot(url, args.out, args.tries, args.width, args.height)
         saved = _get_json(f"{url}/api/predictions?limit=1")["predictions"][0]
