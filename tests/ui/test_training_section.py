@@ -239,6 +239,8 @@ def test_a_second_run_adds_a_row_to_the_runs_table(trained: TrainingSection) -> 
     train(trained)
     assert [r["model"] for r in list_training_runs()] == ["baseline_2", "baseline"]
     assert list(trained.runs_table["model"]) == ["baseline_2", "baseline"]
+    # The saved-model buttons now act on the model just saved.
+    assert trained.selected_model == "baseline_2"
 
 
 def test_busy_state_resets_after_a_failure(section: TrainingSection, monkeypatch, caplog) -> None:
@@ -387,7 +389,7 @@ def test_set_active_updates_the_store_and_the_state(section: TrainingSection, st
     assert state.active_model == "first" and section.active_name == "first"
     assert models_changed.count == 1
     table = section._models_table.value
-    assert table.loc[table["name"] == "first", "active"].item() is True
+    assert list(table.loc[table["active"] == "✓", "name"]) == ["first"]
 
 
 def test_delete_asks_for_confirmation(section: TrainingSection, state: AppState) -> None:

@@ -96,15 +96,20 @@ def test_dispatcher_without_a_served_session_calls_at_once() -> None:
 
 
 class FakeServedDocument:
-    """Just enough of a served Bokeh document: it has a session and queues next-tick callbacks."""
+    """Just enough of a served Bokeh document: it has a session and queues callbacks."""
 
     session_context = object()
 
     def __init__(self) -> None:
         self.queued: list = []
+        self.delays: list[int] = []
 
     def add_next_tick_callback(self, callback) -> None:
         self.queued.append(callback)
+
+    def add_timeout_callback(self, callback, timeout_milliseconds: int) -> None:
+        self.queued.append(callback)
+        self.delays.append(timeout_milliseconds)
 
 
 def test_dispatcher_queues_calls_on_a_served_session() -> None:
@@ -119,3 +124,14 @@ def test_dispatcher_queues_calls_on_a_served_session() -> None:
     assert calls == [] and len(doc.queued) == 1
     doc.queued.pop()()
     assert calls == ["ran"]
+
+
+def test_dispatcher_later_waits_on_a_served_session_and_runs_now_without_one() -> None:
+    doc = FakeServedDocument()
+    calls: list[str] = []
+    SessionDispatcher(doc).later(lambda: calls.append("later"), 0.04)
+    assert calls == [] and doc.delays == [40]
+    doc.queued.pop()()
+    assert calls == ["later"]
+    SessionDispatcher(None).later(lambda: calls.append("now"), 0.04)
+    assert calls == ["later", "now"]

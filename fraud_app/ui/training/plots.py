@@ -122,12 +122,12 @@ def runs_frame(runs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 def models_frame(models: Sequence[Mapping[str, Any]], active: str | None) -> pd.DataFrame:
-    """The saved models as a table (newest first), the active one ticked."""
+    """The saved models as a table (newest first), the active one ticked (``"✓"``)."""
     rows = []
     for meta in models:
         metrics = meta.get("metrics") or {}
         rows.append({
-            "active": meta.get("name") == active,
+            "active": "✓" if meta.get("name") == active else "",
             "name": meta.get("name"),
             "kind": meta.get("kind"),
             "f1": _number(metrics.get("f1")),

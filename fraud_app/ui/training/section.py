@@ -71,6 +71,8 @@ KIND_LABELS = {
 }
 #: How many runs the runs table shows.
 RUNS_SHOWN = 200
+#: Seconds between two pieces of UI work after a result or a threshold change (see _schedule_plots).
+UI_STEP_PAUSE = 0.12
 _INDICATORS = (("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"),
                ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"))
 
@@ -164,7 +166,7 @@ class TrainingSection(Section):
                            doc="The recorded training runs, newest first (see plots.RUN_COLUMNS).")
     saved_models = param.List(default=[], constant=True, doc="Metadata of the saved models, newest first.")
     active_name = param.String(default=None, allow_None=True, constant=True,
-                               doc="The active model (this session's choice, else the store's).")
+                               doc="The store's active model: the default of the Inference tab and the API.")
     pending_delete = param.String(default=None, allow_None=True, constant=True,
                                   doc="The saved model awaiting delete confirmation.")
     last_error = param.String(default=None, allow_None=True, constant=True,
@@ -238,7 +240,7 @@ class TrainingSection(Section):
             sizing_mode="stretch_width", min_width=320)
         self._threshold_slider = pn.widgets.FloatSlider.from_param(
             self.param.threshold, label="Decision threshold", step=0.001, format="0.0000",
-            sizing_mode="stretch_width")
+            sizing_mode="stretch_width", min_width=300)
         self._threshold_input = pn.widgets.FloatInput.from_param(
             self.param.threshold, label="Exact threshold", step=0.001, format="0.0000", width=140)
         self._cost_fn_input = pn.widgets.FloatInput.from_param(self.param.cost_fn, label="Cost of a missed fraud",
@@ -265,8 +267,7 @@ class TrainingSection(Section):
             plots.models_frame([], None), disabled=True, show_index=False, sizing_mode="stretch_width",
             css_classes=["saved-models"],
             layout="fit_data_stretch", pagination="local", page_size=6,
-            formatters={"f1": number, "pr_auc": number, "threshold": NumberFormatter(format="0.0000"),
-                        "active": BooleanFormatter()},
+            formatters={"f1": number, "pr_auc": number, "threshold": NumberFormatter(format="0.0000")},
             titles={"pr_auc": "PR-AUC", "f1": "F1", "saved_at": "saved (UTC)"})
         self._model_select = pn.widgets.Select.from_param(self.param.selected_model, label="Saved model", width=240)
         self._activate_button = pn.widgets.Button.from_param(
@@ -335,8 +336,8 @@ class TrainingSection(Section):
                 "retraining. The cheapest threshold is found on the **validation** split (the one the model's "
                 "own threshold came from), so the test split is never used to tune it.",
                 styles={"font-size": "0.9em"}),
-            pn.Row(self._threshold_slider, self._threshold_input),
-            pn.Row(self._cost_fn_input, self._cost_fp_input),
+            self._threshold_slider,
+            pn.Row(self._threshold_input, self._cost_fn_input, self._cost_fp_input),
             self._cheapest_text,
             pn.Row(self._cheapest_button, self._save_threshold_button),
             title="Threshold and costs", sizing_mode="stretch_width",
@@ -573,10 +574,10 @@ class TrainingSection(Section):
             self._set_running(False)
 
     def _publish(self, outcome: TrainingOutcome) -> None:
-        """Show a finished run: figures first; the tables and other tabs follow on a later tick.
+        """Show a finished run: figures first; plots, tables and other tabs follow moments later.
 
-        Splitting the work over event-loop ticks keeps every single callback short, so the
-        server keeps answering other sessions and the REST API while a result is published.
+        Splitting the work into short callbacks with pauses in between keeps the server
+        answering other sessions and the REST API while a result is published.
         (There is no success toast: the status line says it, and adding a notification makes
         Bokeh re-walk the whole document.)
         """
@@ -592,7 +593,7 @@ class TrainingSection(Section):
                         + (f" · saved as `{result.name}`" if result.saved else " · not saved")))
         self._update_cheapest()
         self.state.set_training_result(result)
-        SessionDispatcher.for_current_session()(lambda: self._after_publish(outcome))
+        SessionDispatcher.for_current_session().later(lambda: self._after_publish(outcome), UI_STEP_PAUSE)
 
     @catch_and_notify("Could not refresh the runs and the saved models")
     def _after_publish(self, outcome: TrainingOutcome) -> None:
@@ -660,23 +661,23 @@ class TrainingSection(Section):
 
     @param.depends("threshold_metrics", watch=True)
     def _schedule_plots(self) -> None:
-        """Redraw the plots on later event-loop ticks, one plot per tick, coalescing slider moves.
+        """Redraw the plots a moment later, one plot at a time, coalescing slider moves.
 
-        Redrawing a HoloViews plot takes tens of milliseconds; done one at a time on their own
-        ticks, the server answers other requests (other sessions, the REST API) in between, and
-        a fast-moving slider redraws only for the latest threshold. Outside a server they are
-        redrawn at once.
+        Redrawing a HoloViews plot takes tens of milliseconds; done one at a time with a short
+        pause (``UI_STEP_PAUSE``) in between, the server answers other requests (other sessions,
+        the REST API) meanwhile, and a fast-moving slider redraws only for the latest threshold.
+        Outside a server they are redrawn at once.
         """
         if self._plots_pending:
             return
         self._plots_pending = True
-        SessionDispatcher.for_current_session()(self._show_confusion)
+        SessionDispatcher.for_current_session().later(self._show_confusion, UI_STEP_PAUSE)
 
     def _show_confusion(self) -> None:
         self._plots_pending = False
         with param.edit_constant(self):
             self.confusion_shown = self.threshold_metrics
-        SessionDispatcher.for_current_session()(self._show_curve)
+        SessionDispatcher.for_current_session().later(self._show_curve, UI_STEP_PAUSE)
 
     def _show_curve(self) -> None:
         with param.edit_constant(self):
@@ -736,10 +737,17 @@ class TrainingSection(Section):
     def _refresh_models(self) -> None:
         models = list_models()
         names = [meta["name"] for meta in models]
-        active = self.state.active_model if self.state.active_model in names else get_active_model_name()
+        active = get_active_model_name()
+        known = set(self.param.selected_model.objects)
         with param.edit_constant(self):
             self.param.update(saved_models=models, active_name=active)
-        selected = self.selected_model if self.selected_model in names else (active or (names[0] if names else None))
+        new = [name for name in names if name not in known]  # newest first
+        if new and known:
+            selected = new[0]  # just saved: the buttons act on it
+        elif self.selected_model in names:
+            selected = self.selected_model
+        else:
+            selected = active or (names[0] if names else None)
         self.param.selected_model.objects = names
         self.selected_model = selected
         table = plots.models_frame(models, active)

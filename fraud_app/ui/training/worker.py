@@ -137,6 +137,26 @@ class SessionDispatcher:
         """True when calls are scheduled on a server session's event loop."""
         return bool(self.doc is not None and self.doc.session_context)
 
+    def later(self, fn: Callable[[], Any], delay: float) -> None:
+        """Run ``fn()`` on the session after ``delay`` seconds (at once when there is no session).
+
+        Only call this on the session's event loop. The pause lets the server finish other
+        requests between two pieces of UI work (an HTTP request needs several loop turns).
+        """
+        if not self.served:
+            fn()
+            return
+        doc = self.doc
+
+        def run() -> None:
+            with set_curdoc(doc):
+                try:
+                    fn()
+                except Exception as exc:
+                    log.error("%s failed: %s", getattr(fn, "__name__", fn), exc, exc_info=exc)
+
+        doc.add_timeout_callback(run, max(1, int(delay * 1000)))
+
     def __call__(self, fn: Callable[[], Any]) -> None:
         """Schedule ``fn()`` on the session (or run it now when there is no session)."""
         if self.doc is None:
