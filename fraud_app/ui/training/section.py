@@ -518,7 +518,8 @@ class TrainingSection(Section):
     def _set_running(self, running: bool, status: str | None = None) -> None:
         if running:
             self._started_at = time.monotonic()
-        with param.edit_constant(self):
+        # Held: the controls change together, in one message to the browser.
+        with pn.io.hold(), param.edit_constant(self):
             updates: dict[str, Any] = {"running": running}
             if running:
                 updates.update(progress=0.0, stage="queued", iteration=None, total=None, last_error=None)
@@ -530,7 +531,7 @@ class TrainingSection(Section):
         """Show a progress event (runs on the session's event loop)."""
         if not self.running:
             return
-        with param.edit_constant(self):
+        with pn.io.hold(), param.edit_constant(self):
             self.param.update(progress=min(1.0, max(0.0, float(event.fraction))), stage=event.stage,
                               iteration=event.iteration, total=event.total,
                               status=f"**{event.stage.capitalize()}** · {event.message}")
@@ -555,6 +556,10 @@ class TrainingSection(Section):
     def _finish(self, future: Future, relay: ProgressRelay) -> None:
         """Publish the outcome of a training job (on the session); the busy state always resets."""
         relay.close()
+        with pn.io.hold():  # one combined patch to the browser instead of one message per change
+            self._finish_held(future)
+
+    def _finish_held(self, future: Future) -> None:
         try:
             outcome: TrainingOutcome = future.result()
             started = time.perf_counter()
@@ -598,6 +603,10 @@ class TrainingSection(Section):
     @catch_and_notify("Could not refresh the runs and the saved models")
     def _after_publish(self, outcome: TrainingOutcome) -> None:
         """The second half of publishing: the runs table, the saved models, the other tabs."""
+        with pn.io.hold():
+            self._after_publish_held(outcome)
+
+    def _after_publish_held(self, outcome: TrainingOutcome) -> None:
         result = outcome.result
         self._refresh_runs()
         if outcome.record_error is not None:
@@ -675,12 +684,12 @@ class TrainingSection(Section):
 
     def _show_confusion(self) -> None:
         self._plots_pending = False
-        with param.edit_constant(self):
+        with pn.io.hold(), param.edit_constant(self):
             self.confusion_shown = self.threshold_metrics
         SessionDispatcher.for_current_session().later(self._show_curve, UI_STEP_PAUSE)
 
     def _show_curve(self) -> None:
-        with param.edit_constant(self):
+        with pn.io.hold(), param.edit_constant(self):
             self.curve_shown = self.threshold_metrics
 
     def _confusion_element(self, metrics: dict[str, Any]) -> hv.Overlay:
