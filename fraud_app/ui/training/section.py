@@ -73,6 +73,8 @@ KIND_LABELS = {
 RUNS_SHOWN = 200
 #: Seconds between two pieces of UI work after a result or a threshold change (see _schedule_plots).
 UI_STEP_PAUSE = 0.12
+#: The slider's whole track stays visible (the theme draws only the part left of the handle).
+_SLIDER_TRACK_CSS = ".noUi-target { background-color: #dfe5ec; border: 1px solid #c3ccd6; }"
 _INDICATORS = (("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"),
                ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"))
 
@@ -240,7 +242,8 @@ class TrainingSection(Section):
             sizing_mode="stretch_width", min_width=320)
         self._threshold_slider = pn.widgets.FloatSlider.from_param(
             self.param.threshold, label="Decision threshold", step=0.001, format="0.0000",
-            sizing_mode="stretch_width", min_width=300)
+            sizing_mode="stretch_width", min_width=300, css_classes=["training-threshold"],
+            stylesheets=[_SLIDER_TRACK_CSS])
         self._threshold_input = pn.widgets.FloatInput.from_param(
             self.param.threshold, label="Exact threshold", step=0.001, format="0.0000", width=140)
         self._cost_fn_input = pn.widgets.FloatInput.from_param(self.param.cost_fn, label="Cost of a missed fraud",
