@@ -181,7 +181,6 @@ class TrainingSection(Section):
         super().__init__(**params)
         self._future: Future | None = None
         self._cancel_event: threading.Event | None = None
-        self._relay: ProgressRelay | None = None
         self._started_at = 0.0
         self._destroy_hooked = False
         self._auto_name: str | None = None
@@ -501,7 +500,7 @@ class TrainingSection(Section):
         except BaseException:
             self._set_running(False, status="Could not start the training.")
             raise
-        self._future, self._cancel_event, self._relay = future, cancel, relay
+        self._future, self._cancel_event = future, cancel
         future.add_done_callback(lambda done: dispatch(lambda: self._finish(done, relay)))
         log.info("training %s (name %r, save %s, seed %d) submitted", self.kind, pipeline.name, pipeline.save,
                  pipeline.seed)
@@ -578,7 +577,7 @@ class TrainingSection(Section):
                 self.param.update(last_error=str(exc), status=f"**Failed:** {exc}", stage="failed")
             notify_error("Training failed", exc)
         finally:
-            self._future = self._cancel_event = self._relay = None
+            self._future = self._cancel_event = None
             self._set_running(False)
 
     def _publish(self, outcome: TrainingOutcome) -> None:
