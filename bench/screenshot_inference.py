@@ -37,11 +37,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench._browser import local_page
 from bench._server import wait_http
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CHROMIUM = "/usr/bin/chromium"
 
 
 def _free_port() -> int:
@@ -93,55 +93,34 @@ def _get_json(url: str) -> Any:
 
 
 def _shoot(url: str, out: Path, tries: int, width: int, height: int) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
-
-    errors: list[str] = []
-    blocked: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu"])
-        try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-
-            def route(request_route: Any) -> None:
-                if request_route.request.url.startswith(url):
-                    request_route.continue_()
-                else:
-                    blocked.append(request_route.request.url)
-                    request_route.abort()
-
-            page.route("**/*", route)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            started = time.perf_counter()
-            page.goto(f"{url}/app", timeout=300_000)
-            page.locator(".bk-tab", has_text="Inference").first.click(timeout=300_000)
-            predict = page.locator(".predict-button button")
-            predict.wait_for(timeout=300_000)
-            page.get_by_text("the reference transaction (median of the clear transactions)").wait_for(timeout=300_000)
-            tab_seconds = time.perf_counter() - started
-            attempts = []
-            for _ in range(tries):
-                origin = page.get_by_text("Inputs:").first
-                before = origin.inner_text()
-                page.locator("button", has_text="Random real fraud").click()
-                _wait_change(lambda: origin.inner_text(), before, "a new real fraud in the inputs")
-                previous = page.locator(".verdict .sub").all_inner_texts()
-                predict.click()
-                _wait_change(lambda: page.locator(".verdict .sub").all_inner_texts() or previous, previous,
-                             "a new verdict after pressing Predict")
-                text = page.locator(".verdict").first.inner_text()
-                attempts.append(text.split()[0])
-                if text.startswith("Fraudulent"):
-                    break
-            page.mouse.move(5, 5)  # no hover tooltip in the picture
-            page.wait_for_timeout(2500)  # let the chart and the table settle
-            shown = page.locator(".verdict").first.inner_text()
-            page.screenshot(path=str(out), full_page=True)
-            return {"errors": errors, "blocked_requests": sorted(set(blocked)), "attempts": attempts,
-                    "verdict_text": shown, "tab_ready_seconds": round(tab_seconds, 1)}
-        finally:
-            browser.close()
+    with local_page(url, width, height) as (page, log):
+        started = time.perf_counter()
+        page.goto(f"{url}/app", timeout=300_000)
+        page.locator(".bk-tab", has_text="Inference").first.click(timeout=300_000)
+        predict = page.locator(".predict-button button")
+        predict.wait_for(timeout=300_000)
+        page.get_by_text("the reference transaction (median of the clear transactions)").wait_for(timeout=300_000)
+        tab_seconds = time.perf_counter() - started
+        attempts = []
+        for _ in range(tries):
+            origin = page.get_by_text("Inputs:").first
+            before = origin.inner_text()
+            page.locator("button", has_text="Random real fraud").click()
+            _wait_change(lambda: origin.inner_text(), before, "a new real fraud in the inputs")
+            previous = page.locator(".verdict .sub").all_inner_texts()
+            predict.click()
+            _wait_change(lambda: page.locator(".verdict .sub").all_inner_texts() or previous, previous,
+                         "a new verdict after pressing Predict")
+            text = page.locator(".verdict").first.inner_text()
+            attempts.append(text.split()[0])
+            if text.startswith("Fraudulent"):
+                break
+        page.mouse.move(5, 5)  # no hover tooltip in the picture
+        page.wait_for_timeout(2500)  # let the chart and the table settle
+        shown = page.locator(".verdict").first.inner_text()
+        page.screenshot(path=str(out), full_page=True)
+        return {"errors": log.errors, "blocked_requests": sorted(set(log.blocked)), "attempts": attempts,
+                "verdict_text": shown, "tab_ready_seconds": round(tab_seconds, 1)}
 
 
 def _wait_change(read: Any, before: Any, what: str, timeout: float = 120.0) -> None:

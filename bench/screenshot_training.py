@@ -40,9 +40,10 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from bench._browser import local_page
+
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results"
-CHROMIUM = "/usr/bin/chromium"
 #: Generous: on a shared 2-core machine the first page load and a real-data fit take a while.
 TIMEOUT_MS = int(os.environ.get("SCREENSHOT_TIMEOUT_S", "900")) * 1000
 
@@ -172,61 +173,40 @@ def _train_in_ui(page: Any, kind: str, kind_label: str, probe: HealthProbe | Non
 
 
 def _shoot(url: str, out: Path, width: int, height: int) -> dict[str, Any]:
-    from playwright.sync_api import sync_playwright
+    with local_page(url, width, height) as (page, log):
+        started = time.perf_counter()
+        page.goto(f"{url}/app", timeout=TIMEOUT_MS)
+        page.locator(".bk-tab", has_text="Training").first.click(timeout=TIMEOUT_MS)
+        page.get_by_role("button", name="Train", exact=True).wait_for(timeout=TIMEOUT_MS)
+        tab_seconds = time.perf_counter() - started
 
-    errors: list[str] = []
-    blocked: list[str] = []
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True,
-                                             args=["--no-sandbox", "--disable-gpu"])
         try:
-            page = browser.new_page(viewport={"width": width, "height": height})
-
-            def route(request_route: Any) -> None:
-                if request_route.request.url.startswith(url):
-                    request_route.continue_()
-                else:
-                    blocked.append(request_route.request.url)
-                    request_route.abort()
-
-            page.route("**/*", route)
-            page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
-            page.on("pageerror", lambda e: errors.append(str(e)))
-            started = time.perf_counter()
-            page.goto(f"{url}/app", timeout=TIMEOUT_MS)
-            page.locator(".bk-tab", has_text="Training").first.click(timeout=TIMEOUT_MS)
-            page.get_by_role("button", name="Train", exact=True).wait_for(timeout=TIMEOUT_MS)
-            tab_seconds = time.perf_counter() - started
-
-            try:
-                baseline, baseline_s = _train_in_ui(page, "decision_tree", "Decision tree (baseline)")
-                print(f"  trained {baseline} from the UI in {baseline_s:.1f} s", flush=True)
-                probe = HealthProbe(url)
-                lightgbm, lightgbm_s = _train_in_ui(page, "lightgbm", "LightGBM", probe)
-                print(f"  trained {lightgbm} from the UI in {lightgbm_s:.1f} s", flush=True)
-            except Exception:
-                failed = out.with_name(out.stem + "-failed.png")
-                page.screenshot(path=str(failed), full_page=True)
-                print(f"failed; the page is in {failed}", file=sys.stderr)
-                raise
-            page.locator(".training-runs .tabulator-row").nth(1).wait_for(timeout=TIMEOUT_MS)
-            page.mouse.move(0, 0)  # no hover tooltip in the picture
-            page.wait_for_timeout(2500)  # let the plots and tables settle
-            shown = {key: _text(page.locator(f".metric-{key}")) for key in ("f1", "precision", "recall",
-                                                                             "pr_auc", "roc_auc")}
-            status = _text(page.locator(".training-status"))
-            page.screenshot(path=str(out), full_page=True)
-            return {
-                "errors": errors, "blocked_requests": sorted(set(blocked)),
-                "tab_ready_seconds": round(tab_seconds, 1),
-                "runs": [{"name": baseline, "kind": "decision_tree", "ui_seconds": round(baseline_s, 1)},
-                         {"name": lightgbm, "kind": "lightgbm", "ui_seconds": round(lightgbm_s, 1)}],
-                "health_during_lightgbm_training": probe.summary(),
-                "health_samples_s_ms": probe.samples,
-                "indicators_text": shown, "status_text": status,
-            }
-        finally:
-            browser.close()
+            baseline, baseline_s = _train_in_ui(page, "decision_tree", "Decision tree (baseline)")
+            print(f"  trained {baseline} from the UI in {baseline_s:.1f} s", flush=True)
+            probe = HealthProbe(url)
+            lightgbm, lightgbm_s = _train_in_ui(page, "lightgbm", "LightGBM", probe)
+            print(f"  trained {lightgbm} from the UI in {lightgbm_s:.1f} s", flush=True)
+        except Exception:
+            failed = out.with_name(out.stem + "-failed.png")
+            page.screenshot(path=str(failed), full_page=True)
+            print(f"failed; the page is in {failed}", file=sys.stderr)
+            raise
+        page.locator(".training-runs .tabulator-row").nth(1).wait_for(timeout=TIMEOUT_MS)
+        page.mouse.move(0, 0)  # no hover tooltip in the picture
+        page.wait_for_timeout(2500)  # let the plots and tables settle
+        shown = {key: _text(page.locator(f".metric-{key}")) for key in ("f1", "precision", "recall",
+                                                                         "pr_auc", "roc_auc")}
+        status = _text(page.locator(".training-status"))
+        page.screenshot(path=str(out), full_page=True)
+        return {
+            "errors": log.errors, "blocked_requests": sorted(set(log.blocked)),
+            "tab_ready_seconds": round(tab_seconds, 1),
+            "runs": [{"name": baseline, "kind": "decision_tree", "ui_seconds": round(baseline_s, 1)},
+                     {"name": lightgbm, "kind": "lightgbm", "ui_seconds": round(lightgbm_s, 1)}],
+            "health_during_lightgbm_training": probe.summary(),
+            "health_samples_s_ms": probe.samples,
+            "indicators_text": shown, "status_text": status,
+        }
 
 
 def main(argv: list[str] | None = None) -> int:
