@@ -99,8 +99,30 @@ def _float(name: str, default: float, low: float, high: float) -> float:
     return value
 
 
+#: Every variable :func:`_read_settings` reads (a test keeps this list complete).
+_VARIABLES = ("FRAUD_APP_HOME", "FRAUD_APP_DATA_DIR", "FRAUD_APP_OUTPUT_DIR", "FRAUD_APP_MODELS_DIR",
+              "FRAUD_APP_DATABASE_URL", "FRAUD_APP_API_TOKEN", "FRAUD_APP_LOG_LEVEL", "FRAUD_APP_LOG_DIR",
+              "FRAUD_APP_DATASET", "FRAUD_APP_SYNTHETIC_ROWS", "FRAUD_APP_SYNTHETIC_FRAUD_RATE", "FRAUD_APP_SEED")
+_cache: tuple[tuple, Settings] | None = None
+
+
 def get_settings() -> Settings:
-    """Read the settings from the environment, applying the defaults."""
+    """The settings from the environment, with the defaults applied.
+
+    Parsed again only when one of its variables (or the working directory) changed since
+    the last call, so hot paths (every API request) may call it freely.
+    """
+    global _cache
+    key = (os.getcwd(), *(os.environ.get(name) for name in _VARIABLES))
+    cached = _cache
+    if cached is not None and cached[0] == key:
+        return cached[1]
+    settings = _read_settings()
+    _cache = (key, settings)
+    return settings
+
+
+def _read_settings() -> Settings:
     home = Path(_env("FRAUD_APP_HOME") or _default_home()).resolve()
     data_dir = Path(_env("FRAUD_APP_DATA_DIR") or home / "data")
     output_dir = Path(_env("FRAUD_APP_OUTPUT_DIR") or home / "output")

@@ -70,19 +70,9 @@ async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await loop.run_in_executor(api_executor(), functools.partial(fn, *args, **kwargs))
 
 
-_token_cache: tuple[str | None, str | None] | None = None
-
-
 def api_token() -> str | None:
-    """``FRAUD_APP_API_TOKEN`` as the settings read it (re-read only when the variable changes)."""
-    global _token_cache
-    raw = os.environ.get("FRAUD_APP_API_TOKEN")
-    cached = _token_cache
-    if cached is not None and cached[0] == raw:
-        return cached[1]
-    token = get_settings().api_token
-    _token_cache = (raw, token)
-    return token
+    """``FRAUD_APP_API_TOKEN`` as the settings read it."""
+    return get_settings().api_token
 
 
 class APIError(HTTPError):

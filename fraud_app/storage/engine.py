@@ -33,23 +33,9 @@ _engines: dict[tuple[int, str], Engine] = {}
 _initialised: set[tuple[int, str]] = set()
 
 
-_URL_ENV = ("FRAUD_APP_DATABASE_URL", "FRAUD_APP_OUTPUT_DIR", "FRAUD_APP_HOME")
-_url_cache: tuple[tuple, str] | None = None
-
-
 def database_url() -> str:
-    """The database URL in force (``FRAUD_APP_DATABASE_URL`` or the SQLite file under ``output/``).
-
-    Re-derived from the settings only when one of the variables it depends on changes.
-    """
-    global _url_cache
-    key = tuple(os.environ.get(name) for name in _URL_ENV)
-    cached = _url_cache
-    if cached is not None and cached[0] == key:
-        return cached[1]
-    url = get_settings().database_url
-    _url_cache = (key, url)
-    return url
+    """The database URL in force (``FRAUD_APP_DATABASE_URL`` or the SQLite file under ``output/``)."""
+    return get_settings().database_url
 
 
 def _sqlite_file(url: str) -> Path | None:

@@ -84,3 +84,21 @@ def test_logging_writes_a_rotating_file(app_env):
             if getattr(handler, "_fraud_app_handler", False):
                 logger.removeHandler(handler)
                 handler.close()
+
+
+def test_the_settings_cache_watches_every_variable_read():
+    """get_settings() is cached on the variables it reads: one missing from that list would go stale."""
+    import re
+
+    from fraud_app import config
+
+    named = set(re.findall(r'"(FRAUD_APP_[A-Z_]+)"', Path(config.__file__).read_text()))
+    assert len(named) == 12
+    assert named == set(config._VARIABLES)
+
+
+def test_settings_follow_a_changed_variable(monkeypatch):
+    monkeypatch.setenv("FRAUD_APP_API_TOKEN", "one")
+    assert get_settings().api_token == "one"
+    monkeypatch.setenv("FRAUD_APP_API_TOKEN", "two")
+    assert get_settings().api_token == "two"
