@@ -19,11 +19,10 @@ from fraud_app.ui.base import (
     registered_sections,
 )
 from fraud_app.ui.state import AppState
+from fraud_app.ui.theme import ASSETS
 
 log = logging.getLogger(__name__)
 
-#: The repository's ``assets/`` folder (logo, CSS).
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
 LOGO = ASSETS / "logo.svg"
 TITLE = "Fraud Detection Studio"
 

@@ -41,7 +41,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _REGISTRY: dict[str, type[Section]] = {}
 #: Modules of ``fraud_app.ui`` that hold no sections.
-_NOT_SECTIONS = frozenset({"app", "base", "state"})
+_NOT_SECTIONS = frozenset({"app", "base", "state", "theme"})
 
 
 class Section(pn.viewable.Viewer):

@@ -26,12 +26,10 @@ from fraud_app.data.schema import TARGET
 from fraud_app.eda import CLASSES, EDA_COLUMNS, EDASummary, FeatureHistogram
 from fraud_app.eda.stats import DESCRIBE_STATS
 from fraud_app.ui.base import Section, busy, notify_error, register_section
+from fraud_app.ui.theme import CLASS_COLORS, CLEAR_COLOR, FRAUD_COLOR
 
 log = logging.getLogger(__name__)
 
-CLEAR_COLOR = "#2e75b6"
-FRAUD_COLOR = "#e03131"
-CLASS_COLORS = {"clear": CLEAR_COLOR, "fraud": FRAUD_COLOR}
 CORRELATION_SUBSETS = {"All transactions": "all", "Clear only": "clear", "Fraud only": "fraud"}
 RANKING_METRICS = {"KS statistic": "ks", "Mutual information (bits)": "mutual_info"}
 #: Pixels of the scatter's raster (fixed, so the image size does not grow with the screen's pixel ratio).

@@ -54,6 +54,7 @@ from fraud_app.models import get_active_model_name, list_models
 from fraud_app.models.store import ACTIVE_FILE, models_dir
 from fraud_app.storage import count_predictions, list_predictions
 from fraud_app.ui.base import Section, busy, catch_and_notify, notify_error, register_section
+from fraud_app.ui.theme import CLEAR_COLOR, FRAUD_COLOR
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +62,6 @@ NO_MODEL_MESSAGE = (
     "**No saved model yet.** Train a model and save it in the **Training** tab "
     "(or run `python -m fraud_app train`); it will appear here."
 )
-CLEAR_COLOR = "#2e7d32"
-FRAUD_COLOR = "#c62828"
 #: Columns of the saved-predictions table, after ``id``/``created_at``/``source``/``model``.
 TABLE_FEATURES: tuple[str, ...] = ("amount", "feature11", "feature13", "feature15")
 #: Slider placeholders until the data set's percentiles are known (or when it cannot be loaded).
