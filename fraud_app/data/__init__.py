@@ -6,6 +6,7 @@ from fraud_app.data.loader import (
     clear_cache,
     dataset_info,
     fingerprint,
+    is_loaded,
     load_transactions,
     read_transactions_file,
 )
@@ -24,6 +25,6 @@ from fraud_app.data.synthetic import make_synthetic
 __all__ = [
     "COLUMNS", "KAGGLE_COLUMNS", "MODEL_FEATURES", "PCA_FEATURES", "TARGET",
     "DataNotFoundError", "DatasetInfo", "SchemaError",
-    "clear_cache", "dataset_info", "fingerprint", "load_transactions", "make_synthetic",
+    "clear_cache", "dataset_info", "fingerprint", "is_loaded", "load_transactions", "make_synthetic",
     "read_transactions_file", "to_canonical", "validate_transactions",
 ]

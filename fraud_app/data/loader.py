@@ -110,6 +110,13 @@ def load_transactions(path: str | Path | None = None) -> pd.DataFrame:
     return frame
 
 
+def is_loaded(path: str | Path | None = None) -> bool:
+    """True when :func:`load_transactions` would answer from memory (no file read, no generation)."""
+    key = _cache_key(Path(path) if path is not None else None)
+    with _lock:
+        return key in _cache
+
+
 def clear_cache() -> None:
     """Forget the loaded frame (tests)."""
     with _lock:
@@ -140,5 +147,5 @@ def dataset_info(frame: pd.DataFrame) -> DatasetInfo:
     )
 
 
-__all__ = ["COLUMNS", "DataNotFoundError", "DatasetInfo", "clear_cache", "dataset_info",
+__all__ = ["COLUMNS", "DataNotFoundError", "DatasetInfo", "clear_cache", "dataset_info", "is_loaded",
            "fingerprint", "load_transactions", "read_transactions_file"]

@@ -45,10 +45,17 @@ def get_summary(frame: pd.DataFrame | None = None) -> EDASummary:
     return summary
 
 
+def is_cached(frame: pd.DataFrame) -> bool:
+    """True when the summary of ``frame`` is already computed (keyed like :func:`get_summary`)."""
+    key = str(frame.attrs.get("fingerprint") or frame_fingerprint(frame))
+    with _lock:
+        return key in _cache
+
+
 def clear_cache() -> None:
     """Forget every computed summary (tests)."""
     with _lock:
         _cache.clear()
 
 
-__all__ = ["MAX_ENTRIES", "clear_cache", "compute_count", "get_summary"]
+__all__ = ["MAX_ENTRIES", "clear_cache", "compute_count", "get_summary", "is_cached"]

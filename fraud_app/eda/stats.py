@@ -436,9 +436,10 @@ def insights(summary: EDASummary) -> list[str]:
         peak = busy.loc[busy["fraud_rate"].idxmax()]
         quiet = hourly.loc[hourly["transactions"].idxmin()]
         notes.append(
-            f"**Time of day:** the fraud rate peaks at {int(peak['hour']):02d}:00 "
-            f"({peak['fraud_rate']:.2%} of {int(peak['transactions']):,} transactions); the quietest hour is "
-            f"{int(quiet['hour']):02d}:00 with {int(quiet['transactions']):,} transactions."
+            f"**Hour of day** (hours since the first transaction, modulo 24; the data set gives no clock "
+            f"time): the fraud rate peaks in hour {int(peak['hour'])} "
+            f"({peak['fraud_rate']:.2%} of {int(peak['transactions']):,} transactions); the quietest is "
+            f"hour {int(quiet['hour'])} with {int(quiet['transactions']):,} transactions."
         )
     corr_fraud = summary.correlations["fraud"]
     corr_clear = summary.correlations["clear"]

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +15,13 @@ from panel.theme import THEMES, Bootstrap
 
 from fraud_app.ui.base import (
     Section,
-    busy,
     discover_sections,
     notify_error,
     registered_sections,
 )
-from fraud_app.ui.state import AppState
-from fraud_app.ui.theme import ASSETS
+from fraud_app.ui.charts import in_server_session
+from fraud_app.ui.state import AppState, dataset_ready, prepare_dataset
+from fraud_app.ui.theme import ASSETS, stylesheet
 
 log = logging.getLogger(__name__)
 
@@ -28,11 +30,13 @@ TITLE = "Fraud Detection Studio"
 
 
 class FraudApp(pn.viewable.Viewer):
-    """The whole app for one session: every registered :class:`Section` as a tab.
+    """The whole app for one browser session: every registered :class:`Section` as a tab.
 
-    The page renders immediately; loading the data set (and what sections derive
-    from it) runs afterwards in ``pn.state.onload``. Failures are logged and shown
-    as a notification, and the busy indicator always resets.
+    A session is cheap to build: only the open tab's section is constructed, and a
+    section is constructed on its tab's first visit. The data set and its summary are
+    shared by the process (computed once, by the server's warm-up or by the first
+    session in a worker thread), so a session only publishes them. The open tab and
+    the theme live in the URL (``?tab=1&theme=dark``), so a reload keeps them.
     """
 
     state = param.ClassSelector(class_=AppState, doc="The session's shared state, handed to every section.")
@@ -43,7 +47,8 @@ class FraudApp(pn.viewable.Viewer):
     )
     active = param.Integer(default=0, bounds=(0, None), doc="Index of the open tab.")
     sections = param.List(
-        default=[], item_type=Section, constant=True, doc="The section instances, in tab order.",
+        default=[], item_type=Section, constant=True,
+        doc="The sections built so far, in tab order (a tab's section is built on its first visit).",
     )
 
     def __init__(self, section_classes: list[type[Section]] | None = None, **params: Any) -> None:
@@ -53,24 +58,100 @@ class FraudApp(pn.viewable.Viewer):
         if section_classes is None:
             discover_sections()
             section_classes = registered_sections()
-        with param.edit_constant(self):
-            self.sections = [cls(state=self.state) for cls in section_classes]
-        # The first page is a light shell (tabs holding spinners); the sections move in on load.
-        self._holders = [pn.Column(sizing_mode="stretch_width", min_height=300, loading=True)
-                         for _ in self.sections]
+        self._classes = list(section_classes)
+        self._built: dict[int, Section] = {}
+        self._holders = [pn.Column(sizing_mode="stretch_width", min_height=300) for _ in self._classes]
         self._tabs = pn.Tabs(
-            *[(section.label(), holder) for section, holder in zip(self.sections, self._holders, strict=True)],
+            *[(cls.label(), holder) for cls, holder in zip(self._classes, self._holders, strict=True)],
             dynamic=True, sizing_mode="stretch_width",
         )
+        if pn.state.location is not None and in_server_session():
+            pn.state.location.sync(self, {"active": "tab"})
+            pn.state.location.sync(self.state, {"active_model": "model"})
+        self.active = min(self.active, len(self._classes) - 1)
+        self._tabs.active = self.active
         self._tabs.link(self, active="active", bidirectional=True)
-        self._data_card = pn.pane.Markdown("Loading the data set…", sizing_mode="stretch_width",
+        self._data_card = pn.pane.Markdown(self.data_card_text, sizing_mode="stretch_width",
                                            margin=(0, 10), css_classes=["fds-data-card"])
-        self._footer = pn.Column(sizing_mode="stretch_width")
+        self._footer = pn.Column(self._data_card, pn.pane.Markdown(
+            _CREDIT, margin=(0, 10), styles={"font-size": "0.85em", "opacity": "0.8"}),
+            sizing_mode="stretch_width")
         self._main = pn.Column(self._tabs, self._footer, sizing_mode="stretch_width")
         self._layout: pn.viewable.Viewable = self._main
         if self.use_template:
             self._layout = self._build_template()
-        pn.state.onload(self._load)
+        if dataset_ready():
+            self._publish_dataset()  # in memory already: publishing it is instant
+        elif in_server_session():
+            pn.state.onload(self._load_async)
+        else:
+            self._load()
+        self.section(self.active)
+
+    # ------------------------------------------------------------------ sections
+
+    def section(self, index: int) -> Section:
+        """The section of tab ``index``, built (and put in its tab) on first use."""
+        section = self._built.get(index)
+        if section is None:
+            started = time.perf_counter()
+            section = self._classes[index](state=self.state)
+            self._built[index] = section
+            self._holders[index][:] = [section]
+            with param.edit_constant(self):
+                self.sections = [self._built[i] for i in sorted(self._built)]
+            log.debug("section %r built in %.1f ms", self._classes[index].title,
+                      1000 * (time.perf_counter() - started))
+        return section
+
+    def build_all(self) -> list[Section]:
+        """Build every tab's section now (notebooks and tests; a browser builds them on first visit)."""
+        for index in range(len(self._classes)):
+            self.section(index)
+        return self.sections
+
+    @param.depends("active", watch=True)
+    def _on_active(self) -> None:
+        if 0 <= self.active < len(self._classes) and self.active not in self._built:
+            self.section(self.active)
+
+    # ------------------------------------------------------------------ the data set
+
+    def _publish_dataset(self) -> None:
+        try:
+            self.state.load_dataset()
+        except Exception as exc:
+            notify_error("Could not load the data set", exc)
+
+    def _load(self) -> None:
+        """Outside a server: load (or reuse) the shared data set at once."""
+        try:
+            prepare_dataset()
+        except Exception as exc:
+            log.debug("data set preparation failed: %s", exc)
+        self._publish_dataset()
+
+    async def _load_async(self) -> None:
+        """In a browser session whose data set is not in memory yet: prepare it in a worker thread."""
+        try:
+            await asyncio.to_thread(prepare_dataset)
+        except Exception as exc:
+            log.debug("data set preparation failed: %s", exc)
+        self._publish_dataset()
+
+    @param.depends("state.dataset_info", "state.dataset_error")
+    def data_card_text(self) -> str:
+        """One line on the data set in the footer."""
+        info = self.state.dataset_info
+        if info is None:
+            if self.state.dataset_error:
+                return f"**Not loaded.** {self.state.dataset_error}"
+            return "Loading the data set…"
+        return (
+            f"**Data set:** `{Path(info.source).name}` · {info.rows:,} transactions · "
+            f"{info.frauds:,} frauds ({info.fraud_rate:.3%}) · {info.time_span_hours:.1f} h · "
+            f"fingerprint `{info.fingerprint}`"
+        )
 
     def _build_template(self) -> pn.template.Template:
         """The page: header with logo, title and theme toggle, then the tabs.
@@ -82,13 +163,13 @@ class FraudApp(pn.viewable.Viewer):
         dark = pn.config.theme == "dark"
         self._theme_toggle = pn.widgets.Toggle(
             name="☀ Light theme" if dark else "☾ Dark theme", value=dark, width=130,
-            color="light", variant="outline", margin=0, stylesheets=[_TOGGLE_CSS],
+            color="light", variant="outline", margin=0, stylesheets=[stylesheet("header")],
         )
         # Panel applies a theme when the page loads (``?theme=dark``): reload with the other one.
         self._theme_toggle.jscallback(value=_THEME_JS)
         theme = THEMES["dark" if dark else "default"]
-        template = pn.template.Template(
-            (ASSETS / "page.html").read_text(encoding="utf-8"), design=Bootstrap, theme=theme,
+        template = _Page(
+            (ASSETS / "page.html").read_text(encoding="utf-8"), design=Bootstrap, theme=theme, location=True,
         )
         template.add_panel("main", self._main)
         template.add_panel("theme_toggle", self._theme_toggle)
@@ -107,48 +188,23 @@ class FraudApp(pn.viewable.Viewer):
         template.add_variable("title", self.title)
         return template
 
-    def _load(self) -> None:
-        """Deferred start-up: load the data set, then put the sections on the page.
-
-        The sections move in after the load, so their first render already carries
-        the data (no half-built tables patched a moment later).
-        """
-        try:
-            with busy(*self._holders):
-                try:
-                    self.state.load_dataset()
-                except Exception as exc:
-                    self._data_card.object = f"**Not loaded.** {exc}"
-                    notify_error("Could not load the data set", exc)
-        finally:
-            log.debug("session ready: %d section(s)", len(self.sections))
-            for holder, section in zip(self._holders, self.sections, strict=True):
-                holder[:] = [section]
-            self._footer[:] = [self._data_card, pn.pane.Markdown(
-                _CREDIT, margin=(0, 10), styles={"font-size": "0.85em", "opacity": "0.8"})]
-
-    @param.depends("state.dataset_info", watch=True)
-    def _update_data_card(self) -> None:
-        info = self.state.dataset_info
-        if info is None:
-            return
-        self._data_card.object = (
-            f"**Data set:** `{Path(info.source).name}` · {info.rows:,} transactions · "
-            f"{info.frauds:,} frauds ({info.fraud_rate:.3%}) · {info.time_span_hours:.1f} h · "
-            f"fingerprint `{info.fingerprint}`"
-        )
-
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
 
-
-_TOGGLE_CSS = ".bk-btn { color: #ffffff !important; border-color: rgba(255, 255, 255, 0.6) !important; }"
 
 _THEME_JS = """
 const params = new URLSearchParams(window.location.search);
 params.set('theme', cb_obj.active ? 'dark' : 'default');
 window.location.search = params.toString();
 """
+
+class _Page(pn.template.Template):
+    """Panel's Template without its notebook preview, which re-renders the whole page's repr
+    at every ``add_panel`` (tens of milliseconds of a session's build, on the event loop)."""
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({', '.join(self._render_items)})"
+
 
 def _data_uri(path: Path) -> str:
     """A file as a ``data:`` URI (the logo travels inside the page: no extra request)."""

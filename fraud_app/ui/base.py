@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import html
 import importlib
 import logging
 import pkgutil
@@ -33,6 +34,7 @@ import panel as pn
 import param
 
 from fraud_app.ui.state import AppState
+from fraud_app.ui.theme import stylesheet
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +43,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 _REGISTRY: dict[str, type[Section]] = {}
 #: Modules of ``fraud_app.ui`` that hold no sections.
-_NOT_SECTIONS = frozenset({"app", "base", "state", "theme"})
+_NOT_SECTIONS = frozenset({"app", "base", "charts", "state", "theme", "warmup"})
 
 
 class Section(pn.viewable.Viewer):
@@ -158,6 +160,15 @@ def catch_and_notify(message: str) -> Callable[[F], F]:
     return decorator
 
 
+def card(title: str, *objects: Any, **params: Any) -> pn.Column:
+    """A titled card: a bordered Column (one Panel object plus its title; ``pn.Card`` costs far more)."""
+    heading = pn.pane.HTML(f"<div style='font-weight:600;font-size:1.05em;margin:2px 0'>{html.escape(title)}</div>",
+                           margin=(2, 5), sizing_mode="stretch_width")
+    params = {"sizing_mode": "stretch_width", "margin": (5, 5), **params}
+    return pn.Column(heading, *objects, css_classes=["fds-card", *params.pop("css_classes", [])],
+                     stylesheets=[stylesheet("cards")], **params)
+
+
 @contextlib.contextmanager
 def busy(*objects: Any, attribute: str = "loading") -> Iterator[None]:
     """Set ``loading`` (or ``attribute``) on Panel objects for the block, always resetting it.
@@ -175,6 +186,6 @@ def busy(*objects: Any, attribute: str = "loading") -> Iterator[None]:
 
 
 __all__ = [
-    "Section", "busy", "catch_and_notify", "discover_sections", "notify_error",
+    "Section", "busy", "card", "catch_and_notify", "discover_sections", "notify_error",
     "register_section", "registered_sections", "unregister_section",
 ]

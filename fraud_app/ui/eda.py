@@ -8,7 +8,9 @@ browser receives an image rather than 284,807 points.
 
 from __future__ import annotations
 
+import html
 import logging
+import time
 from typing import Any
 
 import datashader as ds
@@ -25,8 +27,10 @@ from fraud_app import eda
 from fraud_app.data.schema import TARGET
 from fraud_app.eda import CLASSES, EDA_COLUMNS, EDASummary, FeatureHistogram
 from fraud_app.eda.stats import DESCRIBE_STATS
-from fraud_app.ui.base import Section, busy, notify_error, register_section
-from fraud_app.ui.theme import CLASS_COLORS, CLEAR_COLOR, FRAUD_COLOR
+from fraud_app.data import DatasetInfo
+from fraud_app.ui.base import Section, card, notify_error, register_section
+from fraud_app.ui.charts import ChartSpec, OffloopChart, in_server_session
+from fraud_app.ui.theme import CLASS_COLORS, CLEAR_COLOR, FRAUD_COLOR, stylesheet
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +46,12 @@ _SIZE = {"responsive": True, "height": PLOT_HEIGHT - 10}
 class EDASection(Section):
     """Explore the transactions: overview, distributions, correlations, class separation.
 
-    Widgets are built per instance from the parameters below; each chart pane is
-    updated by an ``_update_*`` watcher from the cached summary.
+    The section holds the choices (feature, subset, metric, scatter axes) and one
+    output, the process-wide cached :class:`~fraud_app.eda.EDASummary`. Each chart is
+    a :class:`~fraud_app.ui.charts.ChartSpec` computed from those Parameters
+    (``*_spec`` methods) and drawn by an :class:`~fraud_app.ui.charts.OffloopChart`
+    bound to it, off the event loop; text outputs are bound the same way. Nothing is
+    pushed into widgets by hand.
     """
 
     title = "Exploratory Data Analysis"
@@ -67,190 +75,297 @@ class EDASection(Section):
     )
     scatter_x = param.Selector(default="feature14", objects=EDA_COLUMNS, doc="Horizontal axis of the scatter.")
     scatter_y = param.Selector(default="feature17", objects=EDA_COLUMNS, doc="Vertical axis of the scatter.")
+    interactive_scatter = param.Boolean(
+        default=False,
+        doc="Re-rasterise the scatter on the server at every zoom (otherwise one image of all rows).",
+    )
     summary = param.ClassSelector(
         class_=EDASummary, default=None, allow_None=True, constant=True,
         doc="The process-wide cached EDA summary of the session's data set (None until loaded).",
     )
+    summary_error = param.String(default=None, allow_None=True, constant=True,
+                                 doc="Why the summary could not be computed (None when it was, or before).")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._feature_select = pn.widgets.Select.from_param(self.param.feature, name="Feature", width=200)
-        self._log_toggle = pn.widgets.Checkbox.from_param(
-            self.param.log_amount, name="log10(1 + amount)", align="end", margin=(5, 10, 12, 10))
-        self._subset_buttons = pn.widgets.RadioButtonGroup.from_param(
-            self.param.correlation_subset, name="Transactions", color="primary", variant="outline")
-        self._metric_buttons = pn.widgets.RadioButtonGroup.from_param(
-            self.param.ranking_metric, name="Metric", color="primary", variant="outline")
-        self._x_select = pn.widgets.Select.from_param(self.param.scatter_x, name="x", width=160)
-        self._y_select = pn.widgets.Select.from_param(self.param.scatter_y, name="y", width=160)
-
-        self._indicators = pn.FlexBox(sizing_mode="stretch_width")
-        self._describe = pn.widgets.Tabulator(
-            _empty_describe(),
-            formatters={stat: NumberFormatter(format="0,0.000") for stat in DESCRIBE_STATS if stat != "count"},
-            header_filters={column: {"type": "input", "placeholder": "filter"} for column in ("feature", "class")},
-            disabled=True, show_index=False, pagination="local", page_size=10, layout="fit_data_table",
-            theme="midnight" if pn.config.theme == "dark" else "default", sizing_mode="stretch_width",
-        )
-        self._balance = self._plot_pane()
-        self._distribution = self._plot_pane()
-        self._correlation = self._plot_pane(height=520)
-        self._correlation_note = pn.pane.Markdown(sizing_mode="stretch_width", margin=(0, 10))
-        self._ranking = self._plot_pane(height=520)
-        self._top3 = pn.pane.Markdown(sizing_mode="stretch_width")
-        self._amount = self._plot_pane()
-        self._buckets = self._plot_pane()
-        self._hourly_counts = self._plot_pane()
-        self._hourly_rate = self._plot_pane()
-        self._scatter = pn.pane.HoloViews(
-            None, height=SCATTER_SIZE[1] + 70, width=SCATTER_SIZE[0] + 90, linked_axes=False)
-        self._scatter_note = pn.pane.Markdown(sizing_mode="stretch_width")
-        self._insights = pn.pane.Markdown(sizing_mode="stretch_width")
-        self._status = pn.pane.Markdown("Loading the data set…", sizing_mode="stretch_width")
-
+        self.charts: dict[str, OffloopChart] = {}
+        """The static charts built so far, by name (each an :class:`OffloopChart` bound to its ``*_spec``)."""
+        self._describe: pn.widgets.Tabulator | None = None
+        self._interactive = pn.Column(sizing_mode="stretch_width")
+        # The first paint is one HTML pane (what the data is, the headline numbers); the cards
+        # follow one per event-loop tick, and each chart is drawn off the loop.
         self._layout = pn.Column(
-            self._status,
-            self._card("Overview", self._indicators, self._describe),
-            self._card("Insights", self._insights),
-            pn.Row(
-                self._card("Class balance", self._balance),
-                self._card("Distribution by class",
-                           pn.Row(self._feature_select, self._log_toggle), self._distribution),
-            ),
-            pn.Row(
-                self._card("Correlations", self._subset_buttons, self._correlation_note, self._correlation),
-                self._card("Feature ranking by class separation", self._metric_buttons, self._top3,
-                           self._ranking),
-            ),
-            pn.Row(
-                self._card("Amount", self._amount, self._buckets),
-                self._card("Hour of day", self._hourly_counts, self._hourly_rate),
-            ),
-            self._card("All transactions, two features at a time",
-                       pn.Row(self._x_select, self._y_select), self._scatter_note, self._scatter),
-            sizing_mode="stretch_width",
-            css_classes=["eda-section"],
+            pn.pane.HTML(self.header_html, sizing_mode="stretch_width", css_classes=["eda-header"],
+                         stylesheets=[stylesheet("eda")]),
+            sizing_mode="stretch_width", css_classes=["eda-section"],
         )
+        self._pending = [self._insights_card, self._distribution_row, self._correlation_row,
+                         self._amount_hour_row, self._scatter_card, self._statistics_card]
         if self.state.dataset is not None:
             self._on_dataset()
         else:
             self._load_if_standalone()
-
-    # ------------------------------------------------------------------ layout helpers
-
-    @staticmethod
-    def _plot_pane(height: int = PLOT_HEIGHT) -> pn.pane.HoloViews:
-        return pn.pane.HoloViews(None, height=height, sizing_mode="stretch_width", linked_axes=False)
-
-    @staticmethod
-    def _card(title: str, *objects: Any) -> pn.Card:
-        return pn.Card(*objects, title=title, collapsible=False, sizing_mode="stretch_width",
-                       margin=(5, 5))
+        if in_server_session():
+            pn.state.onload(self._build_next)
+        else:
+            while self._pending:
+                self._build_next()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
 
+    # ------------------------------------------------------------------ progressive layout
+
+    def _build_next(self) -> None:
+        """Add the next card to the page; in a browser session the one after it comes a tick later."""
+        if not self._pending:
+            return
+        started = time.perf_counter()
+        builder = self._pending.pop(0)
+        self._layout.append(builder())
+        log.debug("EDA: %s added in %.1f ms", builder.__name__, 1000 * (time.perf_counter() - started))
+        if self._pending and in_server_session():
+            pn.state.execute(self._build_next, schedule=True)
+
+    def _chart(self, name: str, spec: Any, title: str, height: int = PLOT_HEIGHT) -> OffloopChart:
+        self.charts[name] = OffloopChart(spec=spec, title=title, height=height)
+        return self.charts[name]
+
+    def _insights_card(self) -> pn.viewable.Viewable:
+        return card("Insights", pn.pane.Markdown(self.insights_text, sizing_mode="stretch_width"))
+
+    def _distribution_row(self) -> pn.viewable.Viewable:
+        feature = pn.widgets.Select.from_param(self.param.feature, name="Feature", width=200)
+        log_box = pn.widgets.Checkbox.from_param(
+            self.param.log_amount, name="log10(1 + amount)", align="end", margin=(5, 10, 12, 10),
+            visible=self.param.feature.rx() == "amount")
+        return pn.Row(
+            card("Class balance", self._chart("balance", self.balance_spec, "class balance")),
+            card("Distribution by class", pn.Row(feature, log_box),
+                 self._chart("distribution", self.distribution_spec, "distribution")),
+            sizing_mode="stretch_width",
+        )
+
+    def _correlation_row(self) -> pn.viewable.Viewable:
+        subset = pn.widgets.RadioButtonGroup.from_param(
+            self.param.correlation_subset, name="Transactions", color="primary", variant="outline")
+        metric = pn.widgets.RadioButtonGroup.from_param(
+            self.param.ranking_metric, name="Metric", color="primary", variant="outline")
+        return pn.Row(
+            card("Correlations", subset,
+                 pn.pane.Markdown(self.correlation_text, sizing_mode="stretch_width", margin=(0, 10)),
+                 self._chart("correlation", self.correlation_spec, "correlation heatmap", 520)),
+            card("Feature ranking by class separation", metric,
+                 pn.pane.Markdown(self.top3_text, sizing_mode="stretch_width"),
+                 self._chart("ranking", self.ranking_spec, "feature ranking", 520)),
+            sizing_mode="stretch_width",
+        )
+
+    def _amount_hour_row(self) -> pn.viewable.Viewable:
+        return pn.Row(
+            card("Amount (euros)", self._chart("amount", self.amount_spec, "amount histogram"),
+                 self._chart("buckets", self.buckets_spec, "fraud rate by amount")),
+            card("Hour of day (hours since the first transaction)",
+                 self._chart("hourly_counts", self.hourly_counts_spec, "transactions by hour"),
+                 self._chart("hourly_rate", self.hourly_rate_spec, "fraud rate by hour")),
+            sizing_mode="stretch_width",
+        )
+
+    def _scatter_card(self) -> pn.viewable.Viewable:
+        self._interactive.objects = [
+            self._chart("scatter", self.scatter_spec, "scatter of all transactions", SCATTER_SIZE[1] + 70)]
+        x = pn.widgets.Select.from_param(self.param.scatter_x, name="x", width=160)
+        y = pn.widgets.Select.from_param(self.param.scatter_y, name="y", width=160)
+        zoom = pn.widgets.Checkbox.from_param(self.param.interactive_scatter, name="Re-rasterise on zoom",
+                                              align="end", margin=(5, 10, 12, 10))
+        return card("All transactions, two features at a time", pn.Row(x, y, zoom),
+                    pn.pane.Markdown(self.scatter_text, sizing_mode="stretch_width"),
+                    self._interactive)
+
+    def _statistics_card(self) -> pn.viewable.Viewable:
+        self._describe = pn.widgets.Tabulator(
+            self.summary.describe if self.summary is not None else _empty_describe(),
+            formatters={stat: NumberFormatter(format="0,0.000") for stat in DESCRIBE_STATS if stat != "count"},
+            header_filters={column: {"type": "input", "placeholder": "filter"} for column in ("feature", "class")},
+            disabled=True, show_index=False, pagination="local", page_size=10, layout="fit_columns",
+            height=380, theme="midnight" if pn.config.theme == "dark" else "default",
+            sizing_mode="stretch_width", css_classes=["eda-describe"],
+        )
+        return card("Statistics by class", self._describe)
+
     # ------------------------------------------------------------------ loading
 
-    @param.depends("state.dataset", "state.dataset_error", watch=True)
+    @param.depends("state.dataset", watch=True)
     def _on_dataset(self) -> None:
         frame = self.state.dataset
         if frame is None:
-            if self.state.dataset_error:
-                self._status.object = f"**The data set could not be loaded:** {self.state.dataset_error}"
             return
-        with busy(self._layout):
-            try:
-                summary = eda.get_summary(frame)
-            except Exception as exc:
-                self._status.object = f"**The EDA could not be computed:** {exc}"
-                notify_error("Could not compute the EDA", exc)
-                return
-            if summary is self.summary:
-                return
-            top = summary.top_features
-            # Start on the most telling views: the best-separating features.
+        try:
+            summary = eda.get_summary(frame)
+        except Exception as exc:
+            with param.edit_constant(self):
+                self.summary_error = str(exc)
+            notify_error("Could not compute the EDA", exc)
+            return
+        if summary is self.summary:
+            return
+        top = summary.top_features
+        # Start on the most telling views: the best-separating features.
+        with param.parameterized.batch_call_watchers(self):
             self.param.update(feature=top[0], scatter_x=top[0], scatter_y=top[1])
             with param.edit_constant(self):
                 self.summary = summary
+        if self._describe is not None:
+            self._describe.value = summary.describe
         log.debug("EDA tab built from summary %s", summary.fingerprint)
-        self._status.object = ""
-        self._status.visible = False
 
-    # ------------------------------------------------------------------ chart updates
+    # ------------------------------------------------------------------ text outputs
 
-    @param.depends("summary", watch=True)
-    def _update_static(self) -> None:
-        """The charts that depend on the summary only."""
-        s = self.summary
-        if s is None:
-            return
-        self._indicators[:] = _overview_indicators(s.overview)
-        self._describe.value = s.describe
-        self._balance.object = class_balance_plot(s)
-        amount = s.log_histograms["amount"]
-        self._amount.object = histogram_overlay(amount, f"Amount by class, {amount.label}")
-        self._buckets.object = amount_bucket_plot(s)
-        self._hourly_counts.object, self._hourly_rate.object = hourly_plots(s)
-        self._insights.object = "\n".join(f"- {note}" for note in s.insights)
-
-    @param.depends("summary", "feature", "log_amount", watch=True)
-    def _update_distribution(self) -> None:
-        self._log_toggle.disabled = self.feature != "amount"
+    @param.depends("state.dataset_info", "state.dataset_error", "summary", "summary_error")
+    def header_html(self) -> str:
+        """What the data set is and its headline numbers, as one HTML block (cheap to send)."""
+        status = ""
         if self.summary is None:
-            return
-        self._distribution.object = distribution_plot(self.summary, self.feature, self.log_amount)
+            if self.state.dataset_error:
+                status = (f"<p class='status error'><b>The data set could not be loaded:</b> "
+                          f"{html.escape(self.state.dataset_error)}</p>")
+            elif self.summary_error:
+                status = (f"<p class='status error'><b>The EDA could not be computed:</b> "
+                          f"{html.escape(self.summary_error)}</p>")
+            else:
+                status = "<p class='status'>Loading the data set and its summary…</p>"
+        about = markdown_to_html(describe_dataset(self.state.dataset_info))
+        numbers = "" if self.summary is None else "".join(
+            f"<div class='number{' fraud' if fraud else ''}'><div class='value'>{value}</div>"
+            f"<div class='name'>{name}</div></div>" for name, value, fraud in overview_numbers(self.summary))
+        return f"{status}<div class='about'>{about}</div><div class='numbers'>{numbers}</div>"
 
-    @param.depends("summary", "correlation_subset", watch=True)
-    def _update_correlation(self) -> None:
+    @param.depends("summary")
+    def insights_text(self) -> str:
+        """Findings computed from the summary (Markdown bullets)."""
         if self.summary is None:
-            return
-        self._correlation.object = correlation_plot(self.summary, self.correlation_subset)
+            return "Insights appear once the summary is ready."
+        return "\n".join(f"- {note}" for note in self.summary.insights)
+
+    @param.depends("summary", "correlation_subset")
+    def correlation_text(self) -> str:
+        """The strongest pair of the selected subset."""
+        if self.summary is None:
+            return ""
         pair, r = eda.strongest_pair(self.summary.correlations[self.correlation_subset])
-        self._correlation_note.object = "" if pair is None else (
+        return "" if pair is None else (
             f"Strongest pair: `{pair[0]}`–`{pair[1]}`, r = {r:+.2f}. The PCA components are uncorrelated "
             "over all transactions by construction; within a class they need not be."
         )
 
-    @param.depends("summary", "ranking_metric", watch=True)
-    def _update_ranking(self) -> None:
+    @param.depends("summary", "ranking_metric")
+    def top3_text(self) -> str:
+        """The three best-separating features under the selected statistic."""
         if self.summary is None:
-            return
-        self._ranking.object = ranking_plot(self.summary, self.ranking_metric)
-        top = self.summary.ranking.head(3)
-        self._top3.object = "**Top 3 (KS):** " + " · ".join(
-            f"**{i}. `{row.feature}`** KS {row.ks:.2f}, MI {row.mutual_info:.3f} bits"
-            for i, row in enumerate(top.itertuples(), start=1)
-        )
+            return ""
+        metric = self.ranking_metric
+        name = {v: k for k, v in RANKING_METRICS.items()}[metric]
+        top = self.summary.ranking.sort_values(metric, ascending=False).head(3)
+        value = (lambda row: f"KS {row.ks:.2f}") if metric == "ks" else (
+            lambda row: f"MI {row.mutual_info:.3f} bits")
+        return f"**Top 3 by {name}:** " + " · ".join(
+            f"**{i}. `{row.feature}`** {value(row)}" for i, row in enumerate(top.itertuples(), start=1))
 
-    @param.depends("summary", "scatter_x", "scatter_y", watch=True)
-    def _update_scatter(self) -> None:
-        if self.summary is None or self.state.dataset is None:
-            return
+    @param.depends("summary", "scatter_x", "scatter_y", "interactive_scatter")
+    def scatter_text(self) -> str:
+        """How to read the scatter."""
+        if self.summary is None:
+            return ""
         if self.scatter_x == self.scatter_y:
-            self._scatter_note.object = "Pick two different features."
-            return
-        if pn.state.curdoc is not None and pn.state.curdoc.session_context is not None:
-            # In a served page, draw the scatter on the next tick: the other charts reach the
-            # browser first (the first datashader call of a process also compiles its kernels).
-            pn.state.execute(self._draw_scatter, schedule=True)
-        else:
-            self._draw_scatter()
+            return "Pick two different features."
+        rows = self.summary.overview["rows"]
+        zoom = ("Zoom to re-rasterise at the new range." if self.interactive_scatter else
+                "Tick *Re-rasterise on zoom* to redraw the points at each zoom.")
+        return (f"All {rows:,} transactions, rasterised by datashader on the server. "
+                f"<span style='color:{CLEAR_COLOR}'>■</span> clear (darker = denser) · "
+                f"<span style='color:{FRAUD_COLOR}'>■</span> fraud (spread so that every fraud stays visible). "
+                + zoom)
 
-    def _draw_scatter(self) -> None:
+    # ------------------------------------------------------------------ chart specs
+
+    def _spec(self, builder: Any, *args: Any) -> ChartSpec | None:
+        if self.summary is None:
+            return None
+        return ChartSpec(builder, self.summary, *args, key=(self.summary.fingerprint, *args))
+
+    @param.depends("summary")
+    def balance_spec(self) -> ChartSpec | None:
+        return self._spec(class_balance_plot)
+
+    @param.depends("summary", "feature", "log_amount")
+    def distribution_spec(self) -> ChartSpec | None:
+        return self._spec(distribution_plot, self.feature, self.log_amount and self.feature == "amount")
+
+    @param.depends("summary", "correlation_subset")
+    def correlation_spec(self) -> ChartSpec | None:
+        return self._spec(correlation_plot, self.correlation_subset)
+
+    @param.depends("summary", "ranking_metric")
+    def ranking_spec(self) -> ChartSpec | None:
+        return self._spec(ranking_plot, self.ranking_metric)
+
+    @param.depends("summary")
+    def amount_spec(self) -> ChartSpec | None:
+        return self._spec(amount_histogram_plot)
+
+    @param.depends("summary")
+    def buckets_spec(self) -> ChartSpec | None:
+        return self._spec(amount_bucket_plot)
+
+    @param.depends("summary")
+    def hourly_counts_spec(self) -> ChartSpec | None:
+        return self._spec(hourly_counts_plot)
+
+    @param.depends("summary")
+    def hourly_rate_spec(self) -> ChartSpec | None:
+        return self._spec(hourly_rate_plot)
+
+    @param.depends("summary", "scatter_x", "scatter_y")
+    def scatter_spec(self) -> ChartSpec | None:
         frame = self.state.dataset
-        with busy(self._scatter):
-            try:
-                self._scatter.object = scatter_plot(frame, self.scatter_x, self.scatter_y)
-            except Exception as exc:
-                notify_error("Could not draw the scatter", exc)
-                return
-        self._scatter_note.object = (
-            f"All {len(frame):,} transactions, rasterised by datashader on the server. "
-            f"<span style='color:{CLEAR_COLOR}'>■</span> clear (darker = denser) · "
-            f"<span style='color:{FRAUD_COLOR}'>■</span> fraud (spread so that every fraud stays visible). "
-            "Zoom to re-rasterise."
-        )
+        if self.summary is None or frame is None or self.scatter_x == self.scatter_y:
+            return None
+        return ChartSpec(static_scatter_plot, frame, self.scatter_x, self.scatter_y,
+                         key=(self.summary.fingerprint, self.scatter_x, self.scatter_y))
+
+    @param.depends("interactive_scatter", "scatter_x", "scatter_y", watch=True)
+    def _on_interactive_scatter(self) -> None:
+        """Swap the static image for a DynamicMap that re-rasterises on zoom (and back)."""
+        frame = self.state.dataset
+        wanted = self.interactive_scatter and frame is not None and self.scatter_x != self.scatter_y
+        if not wanted:
+            self._interactive.objects = [self.charts["scatter"]] if "scatter" in self.charts else []
+            return
+        try:
+            plot = scatter_plot(frame, self.scatter_x, self.scatter_y)
+        except Exception as exc:
+            notify_error("Could not draw the scatter", exc)
+            return
+        self._interactive.objects = [pn.pane.HoloViews(
+            plot, height=SCATTER_SIZE[1] + 70, width=SCATTER_SIZE[0] + 90, linked_axes=False)]
+
+
+
+def describe_dataset(info: DatasetInfo | None) -> str:
+    """Two lines on what the data set is (Markdown)."""
+    if info is None:
+        return "Loading the data set…"
+    counts = (f"{info.rows:,} transactions over {info.time_span_hours:.1f} hours, "
+              f"{info.frauds:,} of them fraud ({info.fraud_rate:.3%}).")
+    if info.source == "synthetic":
+        return (f"**A seeded synthetic data set** with the real one's columns (class-conditional Gaussians), "
+                f"for tests and demos: {counts}")
+    return (
+        f"**Card transactions by European cardholders over two days in September 2013** (ULB / Worldline): "
+        f"{counts} `feature1` … `feature28` are anonymised PCA components of the original, confidential "
+        "features; `amount` is in euros; `time` counts seconds from the first transaction, so hours below "
+        "are hours since the start, not clock time."
+    )
 
 
 # ---------------------------------------------------------------------- chart builders (no pandas work)
@@ -264,16 +379,27 @@ def _empty_describe() -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
-def _overview_indicators(ov: dict) -> list[pn.indicators.Number]:
-    style = {"font_size": "28pt", "title_size": "11pt", "width": 190, "margin": (0, 10)}
+def overview_numbers(summary: EDASummary) -> list[tuple[str, str, bool]]:
+    """The headline numbers: (name, formatted value, is it about fraud)."""
+    ov = summary.overview
+    amounts = summary.describe[summary.describe["feature"] == "amount"].set_index("class")["50%"]
     return [
-        pn.indicators.Number(name="Transactions", value=ov["rows"], format="{value:,.0f}", **style),
-        pn.indicators.Number(name="Frauds", value=ov["frauds"], format="{value:,.0f}",
-                             default_color=FRAUD_COLOR, **style),
-        pn.indicators.Number(name="Fraud rate", value=100 * ov["fraud_rate"], format="{value:.3f} %", **style),
-        pn.indicators.Number(name="Time span", value=ov["time_span_hours"], format="{value:.1f} h", **style),
-        pn.indicators.Number(name="Memory", value=ov["memory_mb"], format="{value:.1f} MB", **style),
+        ("Transactions", f"{ov['rows']:,}", False),
+        ("Frauds", f"{ov['frauds']:,}", True),
+        ("Fraud rate", f"{100 * ov['fraud_rate']:.3f} %", True),
+        ("Time span", f"{ov['time_span_hours']:.1f} h", False),
+        ("Median fraud amount", f"€ {float(amounts.get('fraud', np.nan)):,.2f}", True),
+        ("Median clear amount", f"€ {float(amounts.get('clear', np.nan)):,.2f}", False),
     ]
+
+
+def markdown_to_html(text: str) -> str:
+    """The little Markdown :func:`describe_dataset` uses (bold, code) as HTML."""
+    import re
+
+    out = html.escape(text)
+    out = re.sub(r"\*\*(.+?)\*\*", r"<b>\1</b>", out)
+    return re.sub(r"`(.+?)`", r"<code>\1</code>", out)
 
 
 def class_balance_plot(summary: EDASummary) -> hv.Overlay:
@@ -351,26 +477,44 @@ def amount_bucket_plot(summary: EDASummary) -> hv.Overlay:
     return (bars * line).opts(responsive=True)
 
 
-def hourly_plots(summary: EDASummary) -> tuple[hv.Element, hv.Element]:
-    """Transactions per hour of the day (stacked by class), and the fraud rate per hour."""
-    hourly = summary.hourly.assign(
+def _hourly_frame(summary: EDASummary) -> pd.DataFrame:
+    return summary.hourly.assign(
         clear=lambda d: d["transactions"] - d["frauds"],
         fraud_rate_pct=lambda d: 100 * d["fraud_rate"].fillna(0),
     )
-    counts = hourly.hvplot.bar(
+
+
+def hourly_counts_plot(summary: EDASummary) -> hv.Element:
+    """Transactions per hour since the first transaction, modulo 24."""
+    return _hourly_frame(summary).hvplot.bar(
         x="hour", y="transactions", color=CLEAR_COLOR, hover_cols=["frauds"],
-        title="Transactions by hour of day", xlabel="hour (since the first transaction, mod 24)",
+        title="Transactions by hour", xlabel="hour since the first transaction, mod 24",
         ylabel="transactions", **_SIZE,
     )
+
+
+def hourly_rate_plot(summary: EDASummary) -> hv.Overlay:
+    """The fraud rate per hour since the first transaction (mod 24), against the overall rate."""
+    hourly = _hourly_frame(summary)
     overall = 100 * summary.overview["fraud_rate"]
-    rate = (
+    return (
         hourly.hvplot.line(x="hour", y="fraud_rate_pct", color=FRAUD_COLOR, line_width=2,
-                           hover_cols=["frauds", "transactions"], title="Fraud rate by hour of day",
-                           xlabel="hour", ylabel="fraud rate (%)", **_SIZE)
+                           hover_cols=["frauds", "transactions"], title="Fraud rate by hour",
+                           xlabel="hour since the first transaction, mod 24", ylabel="fraud rate (%)", **_SIZE)
         * hourly.hvplot.scatter(x="hour", y="fraud_rate_pct", color=FRAUD_COLOR, size=30, **_SIZE)
         * hv.HLine(overall).opts(color="grey", line_dash="dashed", line_width=1.5)
     ).opts(responsive=True)
-    return counts, rate
+
+
+def hourly_plots(summary: EDASummary) -> tuple[hv.Element, hv.Element]:
+    """Transactions per hour (stacked by class), and the fraud rate per hour."""
+    return hourly_counts_plot(summary), hourly_rate_plot(summary)
+
+
+def amount_histogram_plot(summary: EDASummary) -> hv.Overlay:
+    """Amounts by class on a log10(1 + amount) axis."""
+    amount = summary.log_histograms["amount"]
+    return histogram_overlay(amount, f"Amount by class, {amount.label}")
 
 
 def class_raster_palette() -> list[str]:
@@ -422,7 +566,7 @@ def _grow(mask: np.ndarray, px: int) -> np.ndarray:
     return grown
 
 
-def scatter_plot(frame: pd.DataFrame, x: str, y: str) -> hv.DynamicMap:
+def scatter_plot(frame: pd.DataFrame, x: str, y: str, dynamic: bool = True) -> hv.DynamicMap | hv.Image:
     """All rows of two columns, rasterised by datashader and coloured by class.
 
     Datashader counts the clear and the fraudulent transactions per pixel in one
@@ -440,7 +584,7 @@ def scatter_plot(frame: pd.DataFrame, x: str, y: str) -> hv.DynamicMap:
     )
     width, height = SCATTER_SIZE
     raster = rasterize(points, aggregator=ds.by("class", ds.count()), width=width, height=height,
-                       pixel_ratio=1, x_range=_padded_range(points.dimension_values(0)),
+                       pixel_ratio=1, dynamic=dynamic, x_range=_padded_range(points.dimension_values(0)),
                        y_range=_padded_range(points.dimension_values(1)))
     return raster.apply(encode_classes).opts(
         hv.opts.Image(cmap=class_raster_palette(), clim=(0, 255), colorbar=False,
@@ -455,7 +599,13 @@ def _padded_range(values: np.ndarray) -> tuple[float, float]:
     return low - pad, high + pad
 
 
+def static_scatter_plot(frame: pd.DataFrame, x: str, y: str) -> hv.Image:
+    """All rows of two columns as one image (datashader, computed once): the scatter without a server stream."""
+    return scatter_plot(frame, x, y, dynamic=False)
+
+
 __all__ = [
-    "EDASection", "amount_bucket_plot", "class_balance_plot", "correlation_plot", "distribution_plot",
-    "histogram_overlay", "hourly_plots", "ranking_plot", "scatter_plot",
+    "EDASection", "amount_bucket_plot", "amount_histogram_plot", "class_balance_plot", "correlation_plot",
+    "describe_dataset", "distribution_plot", "histogram_overlay", "hourly_counts_plot", "hourly_plots",
+    "hourly_rate_plot", "ranking_plot", "scatter_plot", "static_scatter_plot",
 ]

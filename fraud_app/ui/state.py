@@ -3,14 +3,47 @@
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 import pandas as pd
 import param
 
-from fraud_app.data import DatasetInfo, dataset_info, load_transactions
+from fraud_app import eda
+from fraud_app.data import DatasetInfo, dataset_info, is_loaded, load_transactions
 
 log = logging.getLogger(__name__)
+
+_info_lock = threading.Lock()
+_info: dict[str, DatasetInfo] = {}
+
+
+def shared_dataset_info(frame: pd.DataFrame) -> DatasetInfo:
+    """:func:`fraud_app.data.dataset_info` of the shared frame, computed once per process."""
+    key = str(frame.attrs.get("fingerprint") or id(frame))
+    with _info_lock:
+        info = _info.get(key)
+        if info is None:
+            info = _info[key] = dataset_info(frame)
+        return info
+
+
+def prepare_dataset() -> None:
+    """Load the data set and compute its EDA summary, once per process (slow the first time).
+
+    Sessions call it in a worker thread before :meth:`AppState.load_dataset`, which then
+    only publishes what is already in memory; the server's warm-up calls it at start.
+    """
+    frame = load_transactions()
+    shared_dataset_info(frame)
+    eda.get_summary(frame)
+
+
+def dataset_ready() -> bool:
+    """True when the data set and its summary are in memory (a session needs no worker thread)."""
+    if not is_loaded():
+        return False
+    return eda.is_cached(load_transactions())
 
 
 class AppState(param.Parameterized):
@@ -63,7 +96,7 @@ class AppState(param.Parameterized):
         """
         try:
             frame = load_transactions()
-            info = dataset_info(frame)
+            info = shared_dataset_info(frame)
         except Exception as exc:
             with param.edit_constant(self):
                 self.dataset_error = str(exc)
@@ -81,4 +114,4 @@ class AppState(param.Parameterized):
             self.training_result = result
 
 
-__all__ = ["AppState"]
+__all__ = ["AppState", "dataset_ready", "prepare_dataset", "shared_dataset_info"]

@@ -85,7 +85,8 @@ def app_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApp]:
     """One real server per test module (synthetic data, temp folders)."""
     _require_chromium()
     home = tmp_path_factory.mktemp("browser-home")
-    app = start_app(server_env(home), log_path=home / "server.log")
+    # --warm, as ``make run`` serves it: the data set, the EDA summary and charts are ready at start.
+    app = start_app(server_env(home), extra_args=["--warm"], log_path=home / "server.log")
     try:
         yield app
     finally:

@@ -27,8 +27,8 @@ EDA_CHARTS = [
     "Class separation: KS statistic",
     "Amount by class",
     "Fraud rate by amount bucket",
-    "Transactions by hour of day",
-    "Fraud rate by hour of day",
+    "Transactions by hour",
+    "Fraud rate by hour",
     " against ",
 ]
 PAYLOAD_BUDGET = 5_000_000
@@ -54,8 +54,10 @@ def test_eda_tab_renders_every_chart_without_console_errors(
     canvases = page.locator(".bk-Canvas")
     sizes = [canvases.nth(i).bounding_box() for i in range(canvases.count())]
     assert sum(1 for box in sizes if box and box["width"] > 100 and box["height"] > 100) >= len(EDA_CHARTS)
-    # The overview numbers, the describe table and the insights.
+    # What the data is, the overview numbers, the describe table and the insights.
+    assert page.get_by_text("seeded synthetic data set").count() == 1
     assert page.locator("text=20,000 >> visible=true").count() >= 1
+    assert page.locator(".fds-skeleton >> visible=true").count() == 0  # no chart left as a placeholder
     assert page.locator(".tabulator-row").count() >= 10
     assert page.get_by_text("200 of 20,000 transactions are fraud").count() == 1
 
@@ -85,13 +87,30 @@ def test_eda_tab_renders_every_chart_without_console_errors(
     assert console.errors == [], "\n\n".join(console.errors)
 
 
+def _toggle_colours(page: Any, name: str) -> tuple[str, str]:
+    return page.get_by_role("button", name=name).evaluate(
+        "b => { const s = getComputedStyle(b); return [s.color, s.backgroundColor]; }")
+
+
 def test_theme_toggle_switches_to_dark_and_back(
         page: Any, console: ConsoleCapture, app_server: ServedApp) -> None:
     open_app(page, app_server)
     assert page.locator(".fds-theme-default").count() == 1
+    assert _toggle_colours(page, "☾ Dark theme")[0] == "rgb(255, 255, 255)"
+    # The open tab survives the switch (it is in the URL).
+    click_tab(page, "Inference")
+    wait_until(lambda: "tab=2" in page.evaluate("window.location.href"), timeout=60,
+               message="the open tab in the URL")
     page.get_by_role("button", name="☾ Dark theme").click()
     page.wait_for_url("**theme=dark**", timeout=60_000)
     page.locator(".fds-theme-dark").wait_for(timeout=60_000)
+    assert "tab=2" in page.url
+    wait_until(lambda: page.locator(".bk-tab.bk-active", has_text="Inference").count() == 1,
+               timeout=60, message="the Inference tab after the theme switch")
+    # Legible on the dark header: white text on a transparent (the header's) background.
+    color, background = _toggle_colours(page, "☀ Light theme")
+    assert color == "rgb(255, 255, 255)" and background in ("rgba(0, 0, 0, 0)", "transparent"), (color, background)
+    page.wait_for_load_state("networkidle")  # the Inference tab's resources, before the next reload
     page.get_by_role("button", name="☀ Light theme").click()
     page.wait_for_url("**theme=default**", timeout=60_000)
     page.locator(".fds-theme-default").wait_for(timeout=60_000)

@@ -10,6 +10,7 @@ import pytest
 from fraud_app import eda
 from fraud_app.eda import cache as eda_cache
 from fraud_app.ui import eda as eda_ui
+from fraud_app.ui.charts import OffloopChart, chart_object
 from fraud_app.ui.eda import EDASection, encode_classes, scatter_plot
 from fraud_app.ui.state import AppState
 
@@ -28,27 +29,51 @@ def state() -> AppState:
     return state
 
 
-def _title(pane: pn.pane.HoloViews) -> str:
-    return pane.object.opts.get().kwargs.get("title", "")
+def _obj(section: EDASection, name: str):
+    """The HoloViews object the section's chart ``name`` shows."""
+    spec = getattr(section, f"{name}_spec")()
+    return None if spec is None else chart_object(spec)
+
+
+def _title(obj) -> str:
+    return obj.opts.get().kwargs.get("title", "")
+
+
+CHARTS = ("balance", "distribution", "correlation", "ranking", "amount", "buckets", "hourly_counts",
+          "hourly_rate", "scatter")
 
 
 def test_section_builds_every_chart_from_the_summary(state: AppState) -> None:
     section = EDASection(state=state)
     summary = section.summary
     assert summary is eda.get_summary(state.dataset)
-    for pane in (section._balance, section._distribution, section._correlation, section._ranking,
-                 section._amount, section._buckets, section._hourly_counts, section._hourly_rate,
-                 section._scatter):
-        assert pane.object is not None
-    assert len(section._indicators) == 5 and section._indicators[0].value == 20_000
+    assert set(section.charts) == set(CHARTS)
+    for name in CHARTS:
+        chart = section.charts[name]
+        assert isinstance(chart, OffloopChart)
+        # Outside a server the chart is drawn at once, from the spec the section computes.
+        assert chart.drawn == getattr(section, f"{name}_spec")() and chart.model is not None
+    header = section.header_html()
+    assert "20,000" in header and "Fraud rate" in header and "Median fraud amount" in header
+    assert "Memory" not in header
     assert section._describe.value is summary.describe
-    assert "200 of 20,000" in section._insights.object
+    assert "200 of 20,000" in section.insights_text()
     # It opens on the best-separating features.
     top = summary.top_features
     assert (section.feature, section.scatter_x, section.scatter_y) == (top[0], top[0], top[1])
-    assert _title(section._distribution) == f"Distribution of {top[0]} by class"
-    assert top[0] in section._top3.object and top[2] in section._top3.object
-    assert section.__panel__().loading is False
+    assert _title(_obj(section, "distribution")) == f"Distribution of {top[0]} by class"
+    assert top[0] in section.top3_text() and top[2] in section.top3_text()
+
+
+def test_the_data_set_is_described_above_the_charts(state: AppState) -> None:
+    section = EDASection(state=state)
+    assert "synthetic" in section.header_html()
+    from fraud_app.data import DatasetInfo
+    real = DatasetInfo(rows=284_807, frauds=492, fraud_rate=492 / 284_807, time_span_hours=48.0, memory_mb=68.6,
+                       source="/data/creditcard.parquet", fingerprint="x")
+    text = eda_ui.describe_dataset(real)
+    assert "September 2013" in text and "PCA components" in text and "euros" in text
+    assert "not clock time" in text
 
 
 def test_a_second_session_does_no_pandas_work(state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -65,53 +90,71 @@ def test_a_second_session_does_no_pandas_work(state: AppState, monkeypatch: pyte
     second = EDASection(state=other_state)
     assert eda.compute_count() == before + 1
     assert second.summary is first.summary
-    assert second._distribution.object is not None
+    # The HoloViews objects are shared too: only the Bokeh models are per session.
+    assert _obj(second, "distribution") is _obj(first, "distribution")
+    assert second.charts["distribution"].model is not first.charts["distribution"].model
 
 
 def test_picking_a_feature_updates_the_distribution(state: AppState) -> None:
     section = EDASection(state=state)
     section.feature = "feature2"
-    assert _title(section._distribution) == "Distribution of feature2 by class"
-    hist = section._distribution.object.Histogram.Clear
+    obj = _obj(section, "distribution")
+    assert _title(obj) == "Distribution of feature2 by class"
+    assert section.charts["distribution"].drawn == section.distribution_spec()
+    hist = obj.Histogram.Clear
     np.testing.assert_allclose(hist.dimension_values(1), section.summary.histograms["feature2"].clear_density)
-    assert section._log_toggle.disabled is True
-    # The widget drives the parameter.
-    section._feature_select.value = "feature7"
-    assert _title(section._distribution) == "Distribution of feature7 by class"
 
 
 def test_log_option_for_amount(state: AppState) -> None:
     section = EDASection(state=state)
     section.param.update(feature="amount", log_amount=True)
-    assert section._log_toggle.disabled is False
-    assert _title(section._distribution) == "Distribution of log10(1 + amount) by class"
+    assert _title(_obj(section, "distribution")) == "Distribution of log10(1 + amount) by class"
     section.log_amount = False
-    assert _title(section._distribution) == "Distribution of amount by class"
+    assert _title(_obj(section, "distribution")) == "Distribution of amount by class"
+    # For any other feature the log option does not apply: the same chart either way.
+    section.feature = "feature3"
+    plain = section.distribution_spec()
+    section.log_amount = True
+    assert section.distribution_spec() == plain
 
 
 def test_correlation_subset_and_ranking_metric(state: AppState) -> None:
     section = EDASection(state=state)
     section.correlation_subset = "fraud"
-    assert _title(section._correlation) == "Correlations: fraud only"
-    assert "Strongest pair" in section._correlation_note.object
-    heat = section._correlation.object
-    assert len(heat) == 29 * 29
+    assert _title(_obj(section, "correlation")) == "Correlations: fraud only"
+    assert "Strongest pair" in section.correlation_text()
+    assert len(_obj(section, "correlation")) == 29 * 29
+    assert "Top 3 by KS statistic" in section.top3_text()
     section.ranking_metric = "mutual_info"
-    assert _title(section._ranking) == "Class separation: Mutual information (bits)"
+    assert _title(_obj(section, "ranking")) == "Class separation: Mutual information (bits)"
     best_mi = section.summary.ranking.sort_values("mutual_info").iloc[-1]["feature"]
-    bars = section._ranking.object
-    top = bars.dframe()
+    top = _obj(section, "ranking").dframe()
     assert set(top.loc[top["group"] == "top 3", "feature"]) >= {best_mi}
+    # The top-3 line follows the selected statistic.
+    text = section.top3_text()
+    assert "Mutual information" in text and "KS" not in text and f"`{best_mi}`" in text
 
 
 def test_scatter_axes_follow_the_selectors(state: AppState) -> None:
     section = EDASection(state=state)
     section.param.update(scatter_x="feature1", scatter_y="amount")
-    element = section._scatter.object[()]
+    element = _obj(section, "scatter")
     assert isinstance(element, hv.Image)
     assert [d.name for d in element.kdims] == ["feature1", "amount"]
     section.scatter_y = "feature1"
-    assert "two different features" in section._scatter_note.object
+    assert section.scatter_spec() is None
+    assert "two different features" in section.scatter_text()
+
+
+def test_interactive_scatter_is_a_dynamic_map_on_demand(state: AppState) -> None:
+    section = EDASection(state=state)
+    static = section.charts["scatter"]
+    assert list(section._interactive) == [static.__panel__()]
+    section.interactive_scatter = True
+    (pane,) = section._interactive
+    assert isinstance(pane.object, hv.DynamicMap)
+    section.interactive_scatter = False
+    assert list(section._interactive) == [static.__panel__()]
 
 
 def test_scatter_keeps_every_fraud_visible(state: AppState) -> None:
@@ -146,8 +189,8 @@ def test_encode_classes_codes() -> None:
 
 def test_widgets_are_per_instance(state: AppState) -> None:
     a, b = EDASection(state=state), EDASection(state=state)
-    assert a._feature_select is not b._feature_select
-    a._feature_select.value = "feature5"
+    assert a.charts["distribution"] is not b.charts["distribution"]
+    a.feature = "feature5"
     assert b.feature == b.summary.top_features[0] != "feature5"
     assert a._describe is not b._describe
 
@@ -157,7 +200,7 @@ def test_standalone_section_loads_the_data_itself() -> None:
     assert section.state.dataset is not None and section.summary is not None
 
 
-def test_a_failing_summary_is_shown_and_resets_busy(state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_failing_summary_is_shown(state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
     def broken(frame):
         raise RuntimeError("disk full")
 
@@ -171,9 +214,9 @@ def test_a_failing_summary_is_shown_and_resets_busy(state: AppState, monkeypatch
     monkeypatch.setattr(type(pn.state), "notifications", property(lambda self: Notifications()))
     section = EDASection(state=state)
     assert section.summary is None
-    assert "disk full" in section._status.object
+    assert "disk full" in section.header_html() and "could not be computed" in section.header_html()
     assert shown == ["Could not compute the EDA: disk full"]
-    assert section.__panel__().loading is False
+    assert all(chart.model is None for chart in section.charts.values())
 
 
 def test_section_renders_to_bokeh(state: AppState) -> None:

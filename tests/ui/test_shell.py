@@ -47,6 +47,7 @@ def test_adding_a_tab_is_one_class_and_one_registration(section_registry: dict) 
     app = FraudApp()
     labels = [label for label in app._tabs._names]
     assert labels[-1] == "✓ Audit"
+    app.build_all()
     assert [type(s).__name__ for s in app.sections][-1] == "AuditSection"
     # The new section shares the session state with the others.
     assert app.sections[-1].state is app.state is app.sections[0].state
@@ -73,18 +74,39 @@ def test_unregister_removes_the_tab(section_registry: dict) -> None:
 def test_create_app_builds_three_tabs_and_loads_the_data() -> None:
     app = create_app()
     assert isinstance(app, FraudApp)
-    assert [s.title for s in app.sections] == EXPECTED_TITLES
+    assert app._tabs._names == [cls.label() for cls in app._classes]
     assert isinstance(app.__panel__(), pn.template.BaseTemplate)
-    # Outside a server, onload runs at once: the synthetic data set is loaded into the state.
+    # Outside a server the data set is loaded at once: the synthetic data set is in the state.
     assert app.state.dataset is not None and len(app.state.dataset) == 20_000
     assert app.state.dataset_info.frauds == 200
-    assert "20,000 transactions" in app._data_card.object
-    assert all(holder.loading is False for holder in app._holders)
+    assert "20,000 transactions" in app.data_card_text()
+    assert [s.title for s in app.build_all()] == EXPECTED_TITLES
     assert all(holder[0] is section.__panel__() for holder, section in zip(app._holders, app.sections, strict=True))
+
+
+def test_a_tab_is_built_on_its_first_visit() -> None:
+    app = FraudApp(use_template=False)
+    assert [s.title for s in app.sections] == EXPECTED_TITLES[:1]
+    assert len(app._holders[2]) == 0
+    app.active = 2
+    assert [s.title for s in app.sections] == [EXPECTED_TITLES[0], EXPECTED_TITLES[2]]
+    inference = app.sections[1]
+    assert app._holders[2][0] is inference.__panel__()
+    app.active = 0
+    app.active = 2
+    assert app.sections[1] is inference  # built once, kept
+
+
+def test_a_session_shares_the_process_wide_data_set_info() -> None:
+    first, second = FraudApp(use_template=False), FraudApp(use_template=False)
+    assert first.state.dataset is second.state.dataset
+    assert first.state.dataset_info is second.state.dataset_info
 
 
 def test_sections_are_per_instance() -> None:
     first, second = FraudApp(), FraudApp()
+    first.build_all()
+    second.build_all()
     assert first.state is not second.state
     for a, b in zip(first.sections, second.sections, strict=True):
         assert a is not b
@@ -103,7 +125,7 @@ def test_active_tab_is_linked_both_ways() -> None:
     assert app.active == 1
 
 
-def test_failed_load_is_logged_shown_and_resets_busy(monkeypatch: pytest.MonkeyPatch,
+def test_failed_load_is_logged_and_shown(monkeypatch: pytest.MonkeyPatch,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     def missing() -> None:
         raise DataNotFoundError("data set not found at /nowhere/creditcard.parquet")
@@ -118,15 +140,18 @@ def test_failed_load_is_logged_shown_and_resets_busy(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(type(pn.state), "notifications", property(lambda self: Notifications()))
     logger = logging.getLogger("fraud_app")
     monkeypatch.setattr(logger, "propagate", True)
+    monkeypatch.setattr("fraud_app.ui.state.prepare_dataset", missing)
+    monkeypatch.setattr("fraud_app.ui.app.prepare_dataset", missing)
+    monkeypatch.setattr("fraud_app.ui.app.dataset_ready", lambda: False)
     with caplog.at_level(logging.ERROR, logger="fraud_app"):
         app = FraudApp()
-    assert all(holder.loading is False for holder in app._holders)
-    assert all(holder[0] is section.__panel__() for holder, section in zip(app._holders, app.sections, strict=True))
+    assert app._holders[0][0] is app.sections[0].__panel__()
     assert app.state.dataset is None
     assert "/nowhere/creditcard.parquet" in app.state.dataset_error
     assert shown and "Could not load the data set" in shown[0] and "/nowhere" in shown[0]
     assert any("Could not load the data set" in r.getMessage() for r in caplog.records)
-    assert "Not loaded" in app._data_card.object
+    assert "Not loaded" in app.data_card_text()
+    assert "could not be loaded" in app.sections[0].header_html()
 
 
 def test_busy_resets_after_an_exception() -> None:
