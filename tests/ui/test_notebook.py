@@ -39,7 +39,7 @@ def test_notebook_executes_and_shows_panel_output(app_env: Path) -> None:
     assert "20,000 transactions, 200 frauds (1.000%)" in text
     # The cells ending with the EDA section, the distribution pane and the app each show a Panel view.
     shown = [cell for cell in notebook.cells if cell.cell_type == "code"
-             and cell.source.rstrip().splitlines()[-1] in ("eda_section", "eda_section._distribution", "app")]
+             and cell.source.rstrip().splitlines()[-1] in ("eda_section", "eda_section.charts[\"distribution\"]", "app")]
     assert len(shown) == 3
     for cell in shown:
         assert any("application/vnd.holoviews_exec.v0+json" in out.get("data", {}) for out in cell.outputs), cell.source
