@@ -20,6 +20,7 @@ re-rasterising on zoom) stay in ``pn.pane.HoloViews``.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import threading
@@ -34,6 +35,7 @@ import panel as pn
 import param
 from bokeh.document import Document
 from bokeh.models import Div
+from panel.io.state import set_curdoc
 from tornado.ioloop import IOLoop
 
 from fraud_app.ui.theme import stylesheet
@@ -117,6 +119,56 @@ def clear_cache() -> None:
         _cache.clear()
 
 
+_LOOP: IOLoop | None = None
+
+
+def _server_loop() -> IOLoop | None:
+    """The server's event loop, also from a worker thread (it is remembered from the loop's thread).
+
+    None before the server runs (``panel serve --warm`` builds a session before it starts its loop).
+    """
+    global _LOOP
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return _LOOP
+    _LOOP = IOLoop.current()
+    return _LOOP
+
+
+def run_off_loop(func: Callable[[], Any], then: Callable[[Any], None]) -> None:
+    """Run ``func`` in the worker thread, then ``then(result)`` on the event loop, in a next tick.
+
+    ``func`` sees the session's ``curdoc`` (per-session config such as the theme) but must not
+    touch the document: build Panel objects there, attach them in ``then``. Outside a server
+    both run at once. An exception in ``func`` is logged and ``then`` is not called.
+    """
+    doc = pn.state.curdoc
+    ioloop = _server_loop()
+    if doc is None or doc.session_context is None or ioloop is None:
+        then(func())
+        return
+
+    def work() -> Any:
+        with set_curdoc(doc):
+            return func()
+
+    def deliver(fut: Future) -> None:
+        if doc.session_context is None:
+            return
+        try:
+            result = fut.result()
+        except Exception as exc:
+            log.error("off-loop work %s failed: %s", getattr(func, "__name__", func), exc, exc_info=exc)
+            return
+        try:
+            doc.add_next_tick_callback(functools.partial(then, result))
+        except Exception as exc:  # the session closed meanwhile
+            log.debug("off-loop work finished after its session closed: %s", exc)
+
+    _RENDER_POOL.submit(work).add_done_callback(lambda fut: ioloop.add_callback(deliver, fut))
+
+
 def in_server_session() -> bool:
     """True inside a browser session of a running server."""
     doc = pn.state.curdoc
@@ -180,7 +232,10 @@ class OffloopChart(pn.viewable.Viewer):
             return
         self._seq += 1
         seq = self._seq
-        ioloop = IOLoop.current()
+        ioloop = _server_loop()
+        if ioloop is None:  # no running server yet (the --warm session)
+            self._render_now(spec)
+            return
         future = _RENDER_POOL.submit(render_model, spec)
         # Hand the result to the loop's thread first: a document's callbacks may only be
         # added there (the worker would race with the session's own bookkeeping).
@@ -216,4 +271,4 @@ class OffloopChart(pn.viewable.Viewer):
 
 
 __all__ = ["CACHE_SIZE", "ChartSpec", "OffloopChart", "chart_object", "clear_cache", "in_server_session",
-           "render_model", "warm_up"]
+           "render_model", "run_off_loop", "warm_up"]

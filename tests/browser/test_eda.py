@@ -101,6 +101,7 @@ def test_theme_toggle_switches_to_dark_and_back(
     click_tab(page, "Inference")
     wait_until(lambda: "tab=2" in page.evaluate("window.location.href"), timeout=60,
                message="the open tab in the URL")
+    page.wait_for_load_state("networkidle")  # the reload below would abort requests still in flight
     page.get_by_role("button", name="☾ Dark theme").click()
     page.wait_for_url("**theme=dark**", timeout=60_000)
     page.locator(".fds-theme-dark").wait_for(timeout=60_000)

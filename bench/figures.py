@@ -1,0 +1,141 @@
+"""The README's figures table, generated from ``bench/results/*.json``.
+
+    python -m bench.figures           # print the table
+    python -m bench.figures --write   # replace the table in README.md
+
+Each row names the JSON file and the value it shows, so the README never states a
+figure that no benchmark wrote. ``tests/core/test_readme.py`` fails when the README's
+table differs from what this script generates.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results"
+README = ROOT / "README.md"
+START, END = "<!-- figures:start -->", "<!-- figures:end -->"
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of the table: what, where from, how it reads, its goal and whether it is met."""
+
+    what: str
+    source: str
+    figure: Callable[[dict], str]
+    goal: str
+    met: Callable[[dict], bool | None]
+
+
+def _get(data: dict, path: str) -> Any:
+    for key in path.split("."):
+        data = data[key]
+    return data
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.0f} ms" if value >= 100 else f"{value:.1f} ms"
+
+
+ROWS: list[Row] = [
+    # -- page speed (issue #9) --
+    Row("Warm session, first chart: app ÷ reference Panel page", "page.json",
+        lambda d: f"{d['ratio_first_chart']:.2f}× ({d['medians_s']['first_chart']['app']:.2f} s vs "
+                  f"{d['medians_s']['first_chart']['reference']:.2f} s)",
+        "≤ 1.25×", lambda d: d["ratio_first_chart"] <= 1.25),
+    Row("Warm session, every EDA chart drawn: app ÷ reference", "page.json",
+        lambda d: f"{d['ratio_all_charts']:.2f}× ({d['medians_s']['all_charts']['app']:.2f} s vs "
+                  f"{d['medians_s']['all_charts']['reference']:.2f} s)",
+        "≤ 2×", lambda d: d["ratio_all_charts"] <= 2),
+    Row("First session after `/api/health` answers, EDA settled: app ÷ reference warm", "page.json",
+        lambda d: f"{d['ratio_first_session_settled']:.2f}× ({d['app_first_session']['all_charts']:.2f} s)",
+        "≤ 2.5×", lambda d: d["ratio_first_session_settled"] <= 2.5),
+    Row("First visit to Training / Inference: controls usable after the click", "page.json",
+        lambda d: f"{d['training_tab_usable_s']:.2f} s / {d['inference_tab_usable_s']:.2f} s",
+        "≤ 1.5 s", lambda d: max(d["training_tab_usable_s"], d["inference_tab_usable_s"]) <= 1.5),
+    Row("Event-loop time to build a session (server log, median / max)", "page.json",
+        lambda d: f"{_ms(d['session_log']['session_build_median_ms'])} / "
+                  f"{_ms(d['session_log']['session_build_max_ms'])}",
+        "≤ 150 ms", lambda d: d["session_log"]["session_build_max_ms"] <= 150),
+    Row("`/api/health` while 4 pages reload `/app` (p50 / p99 / max)", "page.json",
+        lambda d: f"{_ms(d['health_under_reloads']['p50_ms'])} / {_ms(d['health_under_reloads']['p99_ms'])} / "
+                  f"{_ms(d['health_under_reloads']['max_ms'])}",
+        "p99 ≤ 50 ms", lambda d: d["health_under_reloads"]["p99_ms"] <= 50),
+    Row("RSS per open session; after 30 sessions opened and closed, +60 s", "page.json",
+        lambda d: f"{d['rss']['growth_per_open_session_mb']:.1f} MB; {d['rss']['after_vs_first']:.2f}× the first",
+        "≤ 15 MB; ≤ 1.10×",
+        lambda d: d["rss"]["growth_per_open_session_mb"] <= 15 and d["rss"]["after_vs_first"] <= 1.10),
+    # -- EDA --
+    Row("EDA summary, cold compute (first call of a process)", "eda.json",
+        lambda d: f"{d['cold_first_s']:.2f} s", "≤ 2 s", lambda d: d["cold_first_s"] <= 2),
+    # -- REST API (issues #4, #10) --
+    Row("`POST /api/predictions` sequential: app ÷ bare Tornado", "api.json",
+        lambda d: f"{d['single_row']['sequential_ratio']:.2f} "
+                  f"({d['single_row']['sequential_app_req_per_s_median']:,.0f} vs "
+                  f"{d['single_row']['sequential_bare_req_per_s_median']:,.0f} req/s)",
+        "≥ 0.5", lambda d: d["single_row"]["sequential_ratio"] >= 0.5),
+    Row("32 clients × 200 POSTs", "api.json",
+        lambda d: f"{d['concurrent_writers']['new_rows']:,} rows, {d['concurrent_writers']['lost']} lost, "
+                  f"{d['concurrent_writers']['5xx']} 5xx",
+        "0 lost, 0 5xx", lambda d: d["concurrent_writers"]["met"]),
+    Row("`kill -9` under load: acknowledged rows missing", "api.json",
+        lambda d: f"{d['crash']['missing_acknowledged']} of {d['crash']['acknowledged_201']:,}",
+        "0", lambda d: d["crash"]["met"]),
+    Row("One 10,000-row batch request", "api.json",
+        lambda d: f"{d['batch_10000']['median_s']:.2f} s", "report", lambda d: None),
+]
+
+
+def table(results: Path = RESULTS) -> str:
+    """The Markdown table of every row whose JSON file exists."""
+    lines = ["| What | Figure | Goal | Met | Source |", "|---|---|---|---|---|"]
+    for row in ROWS:
+        path = results / row.source
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        met = row.met(data)
+        mark = "–" if met is None else ("yes" if met else "**no**")
+        command = data.get("command", f"bench/results/{row.source}")
+        lines.append(f"| {row.what} | {row.figure(data)} | {row.goal} | {mark} | "
+                     f"[`{command}`](bench/results/{row.source}) |")
+    return "\n".join(lines)
+
+
+def readme_table(text: str) -> str:
+    """The table between the markers of ``text``."""
+    match = re.search(re.escape(START) + r"\n(.*?)" + re.escape(END), text, re.S)
+    if match is None:
+        raise ValueError(f"README.md has no {START} … {END} block")
+    return match.group(1).rstrip("\n")
+
+
+def write_readme(path: Path = README) -> None:
+    text = path.read_text()
+    block = re.compile(re.escape(START) + r"\n.*?" + re.escape(END), re.S)
+    if not block.search(text):
+        raise ValueError(f"README.md has no {START} … {END} block")
+    path.write_text(block.sub(lambda _: f"{START}\n{table()}\n{END}", text))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--write", action="store_true", help="replace the table in README.md")
+    args = parser.parse_args()
+    if args.write:
+        write_readme()
+        print(f"updated {README.name}")
+    else:
+        print(table())
+
+
+if __name__ == "__main__":
+    main()
