@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
+import html
 import logging
 import time
 from pathlib import Path
@@ -19,7 +21,7 @@ from fraud_app.ui.base import (
     notify_error,
     registered_sections,
 )
-from fraud_app.ui.charts import in_server_session
+from fraud_app.ui.charts import in_server_session, run_off_loop
 from fraud_app.ui.state import AppState, dataset_ready, prepare_dataset
 from fraud_app.ui.theme import ASSETS, stylesheet
 
@@ -60,6 +62,7 @@ class FraudApp(pn.viewable.Viewer):
             section_classes = registered_sections()
         self._classes = list(section_classes)
         self._built: dict[int, Section] = {}
+        self._building: set[int] = set()
         self._holders = [pn.Column(sizing_mode="stretch_width", min_height=300) for _ in self._classes]
         self._tabs = pn.Tabs(
             *[(cls.label(), holder) for cls, holder in zip(self._classes, self._holders, strict=True)],
@@ -96,10 +99,7 @@ class FraudApp(pn.viewable.Viewer):
         if section is None:
             started = time.perf_counter()
             section = self._classes[index](state=self.state)
-            self._built[index] = section
-            self._holders[index][:] = [section]
-            with param.edit_constant(self):
-                self.sections = [self._built[i] for i in sorted(self._built)]
+            self._add_section(index, section)
             log.debug("section %r built in %.1f ms", self._classes[index].title,
                       1000 * (time.perf_counter() - started))
         return section
@@ -112,8 +112,35 @@ class FraudApp(pn.viewable.Viewer):
 
     @param.depends("active", watch=True)
     def _on_active(self) -> None:
-        if 0 <= self.active < len(self._classes) and self.active not in self._built:
-            self.section(self.active)
+        index = self.active
+        if not 0 <= index < len(self._classes) or index in self._built or index in self._building:
+            return
+        if not in_server_session():
+            self.section(index)
+            return
+        # In a browser: say what is coming, build the section's objects in the worker thread,
+        # and only attach them on the event loop.
+        self._building.add(index)
+        cls = self._classes[index]
+        self._holders[index][:] = [pn.pane.HTML(
+            f"<div class='fds-skeleton'>Loading the {html.escape(cls.title)} tab…</div>", height=300,
+            sizing_mode="stretch_width", stylesheets=[stylesheet("charts")])]
+        started = time.perf_counter()
+
+        def attach(section: Section) -> None:
+            attach_started = time.perf_counter()
+            self._building.discard(index)
+            self._add_section(index, section)
+            log.debug("section %r built off the loop in %.1f ms, attached in %.1f ms", cls.title,
+                      1000 * (attach_started - started), 1000 * (time.perf_counter() - attach_started))
+
+        run_off_loop(functools.partial(cls, state=self.state), attach)
+
+    def _add_section(self, index: int, section: Section) -> None:
+        self._built[index] = section
+        self._holders[index][:] = [section]
+        with param.edit_constant(self):
+            self.sections = [self._built[i] for i in sorted(self._built)]
 
     # ------------------------------------------------------------------ the data set
 
