@@ -25,9 +25,9 @@ def _not(method: Any) -> Any:
     return param.rx(method).rx.not_()
 
 
-def _tip(text: str) -> Tooltip:
-    """A button tooltip below the button, where it covers no neighbouring button."""
-    return Tooltip(content=text, position="bottom")
+def _tip(text: str, position: str = "bottom") -> Tooltip:
+    """A button tooltip placed where it covers no neighbouring button (below a row of buttons by default)."""
+    return Tooltip(content=text, position=position)
 
 
 def _origin_text(origin: str, edited: bool) -> str:
@@ -82,7 +82,7 @@ class TransactionView(pn.viewable.Viewer):
                 css_classes=["sample-button", "sample-fraud"], stylesheets=css),
             pn.widgets.Button.from_param(
                 ctrl.param.load_reference, label="↺ Reference", width=130, disabled=_not(ctrl.can_load_samples),
-                description=_tip("Back to the reference transaction (clear-class medians)"),
+                description=_tip("Back to the reference transaction (clear-class medians)", "right"),
                 css_classes=["sample-button", "sample-reference"], stylesheets=css),
         )
         self.predict_button = pn.widgets.Button.from_param(
