@@ -56,8 +56,11 @@ def section(baseline: str) -> InferenceSection:
 
 
 @pytest.fixture
-def ctrl(section: InferenceSection) -> InferenceController:
-    return section.controller
+def ctrl(baseline: str) -> InferenceController:
+    """The tab's controller alone (no views), started as the section starts it on load."""
+    controller = InferenceController(state=AppState(), seed=7)
+    asyncio.run(controller.load())
+    return controller
 
 
 def _clear_medians() -> dict[str, float]:
