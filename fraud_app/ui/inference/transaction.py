@@ -3,8 +3,7 @@
 Every widget edits one Parameter of ``ctrl.inputs`` named after its column (``from_param``),
 so the slider labelled ``feature11`` writes ``feature11`` and nothing else. The four sliders
 span the full card width; the other 25 inputs are shown frozen (read-only text) and get a
-number box when unfrozen. **Predict** is a
-what-if unless **Save to log** is ticked.
+number box when unfrozen. **Predict** is a what-if unless **Save to log** is ticked.
 """
 
 from __future__ import annotations

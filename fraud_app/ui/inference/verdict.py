@@ -84,7 +84,7 @@ def contributions_chart(frame: pd.DataFrame) -> hv.Bars:
     data, label = contribution_axis(frame)
     return hv.Bars(data, kdims=["feature"], vdims=["shown", "direction", "value", "exact"]).opts(
         invert_axes=True, color="direction", cmap=DIRECTION_COLORS,
-        responsive=True, height=330, show_legend=True, legend_position="bottom_right",
+        responsive=True, height=330, show_legend=True, legend_position="bottom",
         xlabel="", ylabel=label, title="Top feature contributions for this transaction",
         tools=["hover"], hover_tooltips=[("feature", "@feature"), ("value", "@value{0,0.0000}"),
                                          ("contribution", "@exact")],
