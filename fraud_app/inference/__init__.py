@@ -8,6 +8,7 @@ from fraud_app.inference.service import (
     get_model,
     resolve_model_name,
     save_scores,
+    score,
     score_and_save,
     score_array,
     to_array,
@@ -18,7 +19,7 @@ from fraud_app.inference.reference import SLIDER_FEATURES, random_transaction, r
 
 __all__ = [
     "MAX_BATCH", "NoModelError", "PredictionInputError", "active_model_info", "clear_model_cache", "explain",
-    "get_model", "parse_request", "resolve_model_name", "save_scores", "score_and_save", "score_array",
+    "get_model", "parse_request", "resolve_model_name", "save_scores", "score", "score_and_save", "score_array",
     "to_array",
     # batch scoring of CSV files and the Inference tab's reference transaction (issue #7)
     "BatchFileError", "SLIDER_FEATURES", "parse_batch_csv", "random_transaction", "reference_transaction",

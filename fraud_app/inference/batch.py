@@ -2,7 +2,9 @@
 
 The CSV format
 --------------
-* A header row, then one transaction per row. UTF-8 (a byte-order mark is fine), comma-separated.
+* A header row, then one transaction per row. UTF-8 (a byte-order mark is fine). The delimiter
+  is sniffed from the header row: comma, semicolon (European spreadsheet exports, where a decimal
+  comma such as ``-1,3598`` is read as ``-1.3598``), tab or ``|``.
 * Required columns: the 29 model inputs ``feature1`` ... ``feature28`` and ``amount``, in any order.
   The Kaggle names (``V1`` ... ``V28``, ``Amount``) are accepted too and mapped.
 * Optional columns, accepted and **ignored**: ``time`` and ``is_fraud`` (Kaggle ``Time`` and
@@ -11,9 +13,10 @@ The CSV format
 * Any other column is refused, as are duplicated columns, empty or non-numeric cells
   (``NaN``/``inf`` included), an empty file, and more than :data:`MAX_BATCH_ROWS` rows.
 
-Every problem is reported at once in a :class:`BatchFileError` whose message names the
-columns and the row numbers (row 1 is the first transaction below the header; blank lines
-are skipped). Nothing is saved unless the whole file is valid; a valid file is scored and
+Every problem is reported in one pass in a :class:`BatchFileError`: header problems *and* bad
+cells, naming the columns and the row numbers (row 1 is the first transaction below the header;
+blank lines are skipped), at most :data:`MAX_PROBLEMS_LISTED` of them with the total count.
+:func:`template_csv` gives a file to start from. Nothing is saved unless the whole file is valid; a valid file is scored and
 saved in one database transaction by :func:`fraud_app.inference.score_and_save` with
 ``source="batch"``.
 """
@@ -23,7 +26,7 @@ from __future__ import annotations
 import csv
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -46,21 +49,38 @@ OPTIONAL_COLUMNS: tuple[str, ...] = (TIME, TARGET)
 MAX_ROWS_LISTED = 5
 #: How many columns with non-numeric cells are described in detail.
 MAX_COLUMNS_LISTED = 8
+#: How many problems one error lists (the total is counted on top).
+MAX_PROBLEMS_LISTED = 12
+#: Delimiters the header row is sniffed for, with the name a message uses.
+DELIMITERS: dict[str, str] = {",": "comma", ";": "semicolon", "\t": "tab", "|": "pipe"}
+#: Longest column name quoted in a message.
+MAX_NAME_SHOWN = 40
 #: Columns of :func:`predictions_frame` before the model inputs.
 RESULT_COLUMNS: tuple[str, ...] = ("id", "created_at", "source", "model", "model_version",
                                    "fraud_probability", "threshold", "is_fraud")
 
 
 class BatchFileError(PredictionInputError):
-    """An uploaded batch file is invalid; ``problems`` lists every problem found.
+    """An uploaded batch file is invalid.
 
-    The message joins the problems; ``field`` names the first offending column (or
-    ``"file"`` for a problem with the file as a whole).
+    Attributes
+    ----------
+    problems : the problems listed (at most :data:`MAX_PROBLEMS_LISTED`).
+    total : how many problems were found in all (``>= len(problems)``).
+    bad_cells : how many cells are empty or not a finite number.
+    field : the first offending column (or ``"file"`` for a problem with the file as a whole).
+
+    The message joins the listed problems and says how many more there are.
     """
 
-    def __init__(self, problems: Sequence[str], field: str | None = "file") -> None:
-        self.problems: tuple[str, ...] = tuple(problems)
-        super().__init__("; ".join(self.problems), field)
+    def __init__(self, problems: Sequence[str], field: str | None = "file", *, total: int | None = None,
+                 bad_cells: int = 0) -> None:
+        self.total = max(len(problems), total or 0)
+        self.problems: tuple[str, ...] = tuple(problems[:MAX_PROBLEMS_LISTED])
+        self.bad_cells = int(bad_cells)
+        hidden = self.total - len(self.problems)
+        text = "; ".join(self.problems) + (f"; and {hidden} more problem{'s' if hidden > 1 else ''}" if hidden else "")
+        super().__init__(text, field)
 
 
 def _rows_text(rows: Sequence[int], values: Sequence[str] | None = None) -> str:
@@ -88,13 +108,35 @@ def _decode(data: bytes | str) -> str:
                               "save it as a UTF-8 CSV"]) from None
 
 
-def _records(text: str) -> list[list[str]]:
+def sniff_delimiter(text: str) -> str:
+    """The delimiter of the header row: the one of :data:`DELIMITERS` that splits it into most fields.
+
+    A tie (a one-column header) means a comma.
+    """
+    first = next((line for line in text.splitlines() if line.strip()), "")
+    best, fields = ",", 1
+    for delimiter in DELIMITERS:
+        try:
+            count = len(next(csv.reader([first], delimiter=delimiter)))
+        except (csv.Error, StopIteration):
+            continue
+        if count > fields:
+            best, fields = delimiter, count
+    return best
+
+
+def _records(text: str, delimiter: str = ",") -> list[list[str]]:
     """The CSV's non-blank records (cells stripped)."""
     try:
-        return [[cell.strip() for cell in record] for record in csv.reader(io.StringIO(text), skipinitialspace=True)
+        return [[cell.strip() for cell in record]
+                for record in csv.reader(io.StringIO(text), delimiter=delimiter, skipinitialspace=True)
                 if any(cell.strip() for cell in record)]
     except csv.Error as exc:
         raise BatchFileError([f"the file is not a well-formed CSV: {exc}"]) from None
+
+
+def _shown(name: str) -> str:
+    return name if len(name) <= MAX_NAME_SHOWN else name[: MAX_NAME_SHOWN - 1] + "…"
 
 
 def _check_header(header: list[str]) -> tuple[list[str], dict[str, str], str]:
@@ -119,8 +161,13 @@ def _check_header(header: list[str]) -> tuple[list[str], dict[str, str], str]:
     allowed = set(MODEL_FEATURES) | set(OPTIONAL_COLUMNS)
     unknown = [orig for orig, name in zip(header, canonical, strict=True) if name and name not in allowed]
     if unknown:
-        problems.append(f"unknown column{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} (expected "
-                        "feature1..feature28 and amount; time and is_fraud are optional and ignored)")
+        hint = ""
+        for delimiter, word in DELIMITERS.items():
+            if delimiter != "," and any(delimiter in name for name in unknown):
+                hint = f"; this looks like a {word}-separated file with a header that does not match"
+                break
+        problems.append(f"unknown column{'s' if len(unknown) > 1 else ''}: {', '.join(map(_shown, unknown))} "
+                        f"(expected feature1..feature28 and amount; time and is_fraud are optional and ignored{hint})")
         culprits.append(unknown[0])
     if duplicated:
         problems.append(f"duplicated column{'s' if len(duplicated) > 1 else ''}: {', '.join(duplicated)}")
@@ -142,14 +189,17 @@ def parse_batch_csv(data: bytes | str, *, max_rows: int = MAX_BATCH_ROWS,
     -------
     pandas.DataFrame
         one row per transaction, in file order, with exactly the columns of
-        :data:`~fraud_app.data.MODEL_FEATURES` (float64) and a 0-based ``RangeIndex``.
+        :data:`~fraud_app.data.MODEL_FEATURES` (float64) and a 0-based ``RangeIndex``;
+        ``frame.attrs["delimiter"]`` is the delimiter the file was read with.
 
     Raises
     ------
     BatchFileError
-        listing every problem: empty file, not UTF-8, malformed CSV, missing, unknown or
-        duplicated columns, no rows, too many rows, empty or non-numeric cells (with the
-        column and the row numbers).
+        listing every problem in one pass: missing, unknown or duplicated columns, too many
+        rows, rows with a different number of fields, and empty or non-numeric cells (with the
+        column and the row numbers) of every column that could be identified. A file that
+        cannot be read at all (too big, not UTF-8, malformed, empty) is refused with that one
+        problem.
     """
     data = b"" if data is None else data
     size = len(data.encode()) if isinstance(data, str) else len(data)
@@ -157,45 +207,82 @@ def parse_batch_csv(data: bytes | str, *, max_rows: int = MAX_BATCH_ROWS,
         raise BatchFileError([f"the file is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB "
                               f"({max_rows:,} transactions)"])
     text = _decode(data)
-    records = _records(text)
+    delimiter = sniff_delimiter(text)
+    records = _records(text, delimiter)
     if not records:
         raise BatchFileError(["the file is empty: expected a header row with feature1..feature28 and amount, "
                               "then one transaction per row"])
     header, body = records[0], records[1:]
     problems, mapping, culprit = _check_header(header)
-    if problems:
-        raise BatchFileError(problems, culprit)
+    culprits = [] if culprit == "file" else [culprit]
     if not body:
-        raise BatchFileError(["the file has a header but no transactions"], "transactions")
+        problems.append("the file has a header but no transactions")
+        culprits.append("transactions")
     if len(body) > max_rows:
-        raise BatchFileError([f"the file holds {len(body):,} transactions; the limit is {max_rows:,} per file"],
-                             "transactions")
+        problems.append(f"the file holds {len(body):,} transactions; the limit is {max_rows:,} per file")
+        culprits.append("transactions")
     ragged = [i + 1 for i, record in enumerate(body) if len(record) != len(header)]
     if ragged:
-        raise BatchFileError([f"{_rows_text(ragged)} {'has' if len(ragged) == 1 else 'have'} a different number "
-                              f"of fields than the header ({len(header)})"], "transactions")
-    position = {mapping[name]: i for i, name in enumerate(header)}
+        problems.append(f"{_rows_text(ragged)} {'has' if len(ragged) == 1 else 'have'} a different number "
+                        f"of fields than the header ({len(header)})")
+        culprits.append("transactions")
+    # Cells are checked in the same pass, in every model input the header names (first occurrence).
+    position: dict[str, int] = {}
+    for i, name in enumerate(header):
+        position.setdefault(mapping[name], i)
+    even = [record for record in body if len(record) == len(header)]
+    rows = [i + 1 for i, record in enumerate(body) if len(record) == len(header)]
     columns: dict[str, np.ndarray] = {}
     bad_columns: list[str] = []
+    bad_cells = 0
+    cell_problems: list[str] = []
     for column in MODEL_FEATURES:
+        if column not in position:
+            continue
         j = position[column]
-        cells = pd.Series([record[j] for record in body], dtype=str)
+        cells = pd.Series([record[j] for record in even], dtype=str)
+        if delimiter != ",":  # a decimal comma (European exports): -1,3598 is -1.3598
+            decimal_comma = cells.str.fullmatch(r"[+-]?\d*,\d+(?:[eE][+-]?\d+)?")
+            cells = cells.where(~decimal_comma, cells.str.replace(",", ".", regex=False))
         numbers = pd.to_numeric(cells, errors="coerce").to_numpy(dtype=np.float64)
         bad = ~np.isfinite(numbers)
         if bad.any():
             bad_columns.append(column)
-            if len(bad_columns) <= MAX_COLUMNS_LISTED:
-                positions = np.flatnonzero(bad)
-                values = [str(cells.iat[int(p)]) for p in positions[:MAX_ROWS_LISTED]]
-                problems.append(f"column {column} has non-numeric value(s) in "
-                                f"{_rows_text([int(p) + 1 for p in positions], values)}")
+            bad_cells += int(bad.sum())
+            positions = np.flatnonzero(bad)
+            values = [str(cells.iat[int(p)]) for p in positions[:MAX_ROWS_LISTED]]
+            cell_problems.append(f"column {column} has non-numeric value(s) in "
+                                 f"{_rows_text([rows[int(p)] for p in positions], values)}")
         columns[column] = numbers
-    if len(bad_columns) > MAX_COLUMNS_LISTED:
-        problems.append(f"and {len(bad_columns) - MAX_COLUMNS_LISTED} more column(s) with non-numeric values: "
-                        f"{', '.join(bad_columns[MAX_COLUMNS_LISTED:])}")
+    if cell_problems:
+        culprits.append(bad_columns[0])
+        if len(cell_problems) > MAX_COLUMNS_LISTED:
+            rest = bad_columns[MAX_COLUMNS_LISTED:]
+            cell_problems = [*cell_problems[:MAX_COLUMNS_LISTED],
+                             f"and {len(rest)} more column(s) with non-numeric values: {', '.join(rest)}"]
+        problems.extend(cell_problems)
     if problems:
-        raise BatchFileError(problems, bad_columns[0])
-    return pd.DataFrame(columns, columns=list(MODEL_FEATURES))
+        total = len(problems) - (1 if len(bad_columns) > MAX_COLUMNS_LISTED else 0) \
+            + max(0, len(bad_columns) - MAX_COLUMNS_LISTED)
+        raise BatchFileError(problems, culprits[0] if culprits else "file", total=total, bad_cells=bad_cells)
+    frame = pd.DataFrame(columns, columns=list(MODEL_FEATURES))
+    frame.attrs["delimiter"] = delimiter
+    return frame
+
+
+def template_csv(example: Mapping[str, float] | None = None) -> bytes:
+    """A CSV to start a batch from: the header of the 29 model inputs and one example row.
+
+    ``example`` gives the row's values (e.g. the reference transaction); default: all zeros.
+    """
+    values = [float((example or {}).get(name, 0.0)) for name in MODEL_FEATURES]
+    lines = [",".join(MODEL_FEATURES), ",".join(repr(v) for v in values)]
+    return ("\n".join(lines) + "\n").encode("utf-8")
+
+
+def rank_by_risk(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Scored rows, highest P(fraud) first (ties keep their order)."""
+    return sorted(rows, key=lambda row: -float(row["fraud_probability"]))
 
 
 def score_batch(frame: pd.DataFrame, model: str | None = None) -> list[dict[str, Any]]:
@@ -244,6 +331,7 @@ def results_to_csv(rows: Sequence[dict[str, Any]]) -> bytes:
 
 
 __all__ = [
-    "MAX_BATCH_BYTES", "MAX_BATCH_ROWS", "OPTIONAL_COLUMNS", "RESULT_COLUMNS", "BatchFileError",
-    "parse_batch_csv", "predictions_frame", "results_to_csv", "score_batch", "score_batch_csv",
+    "DELIMITERS", "MAX_BATCH_BYTES", "MAX_BATCH_ROWS", "MAX_PROBLEMS_LISTED", "OPTIONAL_COLUMNS", "RESULT_COLUMNS",
+    "BatchFileError", "parse_batch_csv", "predictions_frame", "rank_by_risk", "results_to_csv", "score_batch",
+    "score_batch_csv", "sniff_delimiter", "template_csv",
 ]

@@ -335,6 +335,32 @@ def score_and_save(transactions: Mapping | Sequence[Mapping] | pd.DataFrame, mod
     return save_scores(fitted, values, scores, source)
 
 
+def score(transactions: Mapping | Sequence[Mapping] | pd.DataFrame, model: str | None = None) -> list[dict[str, Any]]:
+    """Validate and score like :func:`score_and_save`, but save nothing (a what-if).
+
+    Returns
+    -------
+    list of dict
+        one per transaction, in order: ``model``, ``model_version``, ``fraud_probability``,
+        ``is_fraud``, ``threshold``, ``features`` (no ``id``, ``created_at`` or ``source``:
+        nothing was stored).
+
+    Raises
+    ------
+    The same errors as :func:`score_and_save`.
+    """
+    values, row_model = to_array(transactions)
+    if row_model is not None and model is not None and row_model != model:
+        raise PredictionInputError(f"two different models requested: {row_model!r} and {model!r}", "model")
+    fitted, scores, _ = score_array(values, model or row_model)
+    threshold = float(fitted.threshold)
+    return [
+        {"model": fitted.name, "model_version": fitted.version, "fraud_probability": value,
+         "is_fraud": value >= threshold, "threshold": threshold, "features": dict(zip(MODEL_FEATURES, row, strict=True))}
+        for row, value in zip(values.tolist(), scores.tolist(), strict=True)
+    ]
+
+
 def explain(transaction: Mapping, model: str | None = None, top: int = 10) -> pd.DataFrame:
     """The features that moved one transaction's P(fraud) the most.
 
@@ -358,5 +384,5 @@ def explain(transaction: Mapping, model: str | None = None, top: int = 10) -> pd
 __all__ = [
     "MAX_BATCH", "InvalidModelNameError", "ModelNotFoundError", "NoModelError", "PredictionInputError",
     "active_model_info", "clear_model_cache", "explain", "get_model", "resolve_model_name", "save_scores",
-    "score_and_save", "score_array", "to_array",
+    "score", "score_and_save", "score_array", "to_array",
 ]

@@ -12,13 +12,18 @@ import pytest
 
 from fraud_app.data import KAGGLE_COLUMNS, MODEL_FEATURES, TARGET, load_transactions, make_synthetic
 from fraud_app.inference import reference
+from fraud_app.inference import score
 from fraud_app.inference.batch import (
     MAX_BATCH_ROWS,
+    MAX_PROBLEMS_LISTED,
     BatchFileError,
     parse_batch_csv,
     predictions_frame,
+    rank_by_risk,
     results_to_csv,
     score_batch_csv,
+    sniff_delimiter,
+    template_csv,
 )
 from fraud_app.inference.reference import (
     FROZEN_FEATURES,
@@ -190,3 +195,98 @@ def test_score_batch_csv_saves_all_rows_as_batch_or_nothing(app_env) -> None:
     stored = predictions_frame(list_predictions(limit=10), ["amount"])
     assert list(stored.columns)[-1] == "amount" and len(stored) == 7
     assert predictions_frame([]).empty
+
+
+def test_header_problems_and_bad_cells_are_reported_in_one_pass() -> None:
+    """Issue 16 item 7: the bad cells used to appear only after the columns were fixed."""
+    frame = _frame().drop(columns=["feature7"]).astype({"amount": str, "feature2": str})
+    frame["amount"] = ["1", "abc", "2", "3", "", "4"]
+    frame["feature2"] = ["x", "1", "1", "1", "1", "1"]
+    with pytest.raises(BatchFileError) as info:
+        parse_batch_csv(_csv(frame.assign(merchant=1)))
+    problems = info.value.problems
+    assert "missing column: feature7" in problems
+    assert any(p.startswith("unknown column: merchant") for p in problems)
+    assert "column feature2 has non-numeric value(s) in row 1 ('x')" in problems
+    assert "column amount has non-numeric value(s) in rows 2 ('abc'), 5 (empty)" in problems
+    assert info.value.total == 4 and info.value.bad_cells == 3
+    assert info.value.field == "feature7"
+
+
+def test_a_ragged_row_does_not_hide_the_bad_cells_of_the_other_rows() -> None:
+    frame = _frame(4).astype({"amount": str})
+    frame["amount"] = ["1", "2", "zz", "4"]
+    data = _csv(frame) + b"1,2,3\n"
+    with pytest.raises(BatchFileError) as info:
+        parse_batch_csv(data)
+    text = str(info.value)
+    assert "row 5 has a different number of fields than the header (31)" in text
+    assert "column amount has non-numeric value(s) in row 3 ('zz')" in text
+
+
+def test_the_list_of_problems_is_capped_with_the_total_count() -> None:
+    frame = _frame(3).drop(columns=["feature1", "feature2"]).astype(str)
+    frame[[c for c in MODEL_FEATURES if c in frame.columns]] = "?"
+    for i in range(6):
+        frame[f"extra{i}"] = 1
+    with pytest.raises(BatchFileError) as info:
+        parse_batch_csv(_csv(frame))
+    error = info.value
+    assert len(error.problems) <= MAX_PROBLEMS_LISTED
+    assert error.total == 2 + 27  # missing + unknown columns, then 27 columns with bad cells
+    assert error.bad_cells == 27 * 3
+    assert f"and {error.total - len(error.problems)} more problems" in str(error)
+
+
+def test_a_semicolon_separated_file_with_decimal_commas_is_read() -> None:
+    """Issue 16 item 7: European Excel exports gave 29 'missing' columns and one long unknown one."""
+    source = _frame().rename(columns={v: k for k, v in KAGGLE_COLUMNS.items()})
+    text = source.to_csv(index=False, sep=";", decimal=",")
+    assert sniff_delimiter(text) == ";"
+    parsed = parse_batch_csv(text.encode())
+    assert parsed.attrs["delimiter"] == ";"
+    assert np.allclose(parsed.to_numpy(), _frame()[MODEL_FEATURES].to_numpy(), rtol=1e-15, atol=0)
+    tabbed = _frame().to_csv(index=False, sep="\t")
+    assert parse_batch_csv(tabbed.encode()).equals(parse_batch_csv(_csv(_frame())))
+    assert sniff_delimiter("feature1\n1\n") == ","
+
+
+def test_a_header_that_is_one_long_column_is_shortened_and_explained() -> None:
+    header = ";".join(KAGGLE_NAMES[c] for c in MODEL_FEATURES)  # quoted as one cell: no delimiter to sniff
+    with pytest.raises(BatchFileError) as info:
+        parse_batch_csv(f'"{header}"\n"1;2"\n'.encode())
+    text = str(info.value)
+    assert "semicolon-separated" in text
+    assert header not in text and "…" in text
+
+
+def test_the_template_csv_is_a_valid_batch_of_one_row() -> None:
+    parsed = parse_batch_csv(template_csv())
+    assert list(parsed.columns) == MODEL_FEATURES and len(parsed) == 1
+    assert (parsed.to_numpy() == 0).all()
+    example = reference_transaction()
+    parsed = parse_batch_csv(template_csv(example))
+    assert parsed.iloc[0].to_dict() == example  # full precision
+
+
+def test_rank_by_risk_puts_the_highest_probability_first() -> None:
+    rows = [{"id": i, "fraud_probability": p} for i, p in enumerate([0.1, 0.9, 0.0, 0.5, 0.9])]
+    assert [r["id"] for r in rank_by_risk(rows)] == [1, 4, 3, 0, 2]
+
+
+def test_score_scores_like_score_and_save_but_saves_nothing(app_env) -> None:
+    frame = make_synthetic(2_000, 0.05, 1)
+    model = create("decision_tree").fit(frame[MODEL_FEATURES], frame[TARGET])
+    model.save("tree")
+    rows = _frame(3)[MODEL_FEATURES].to_dict("records")
+    (what_if,) = score(rows[0], model="tree")
+    assert count_predictions() == 0
+    assert what_if["fraud_probability"] == pytest.approx(model.predict_proba(_frame(1)[MODEL_FEATURES])[0])
+    assert what_if["is_fraud"] == (what_if["fraud_probability"] >= model.threshold)
+    assert what_if["model"] == "tree" and what_if["features"] == pytest.approx(rows[0])
+    assert "id" not in what_if
+    assert len(score(rows)) == 3 and count_predictions() == 0  # the active model by default
+    from fraud_app.inference import PredictionInputError
+
+    with pytest.raises(PredictionInputError, match="amount"):
+        score({**rows[0], "amount": "x"})
