@@ -21,7 +21,12 @@ def reset_panel_state() -> Iterator[None]:
 
 @pytest.fixture
 def section_registry() -> Iterator[dict]:
-    """Snapshot the section registry and restore it after the test."""
+    """Snapshot the section registry and restore it after the test.
+
+    The app's own sections are discovered first, so a test that discovers them does not leave the
+    registry without the ones its module import did not register.
+    """
+    base.discover_sections()
     saved = dict(base._REGISTRY)
     try:
         yield base._REGISTRY
