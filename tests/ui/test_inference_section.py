@@ -11,6 +11,8 @@ import pandas as pd
 import panel as pn
 import pytest
 
+from fraud_app.ui.charts import OffloopChart, chart_object
+
 from fraud_app.data import MODEL_FEATURES, TARGET, load_transactions
 from fraud_app.inference import score_and_save
 from fraud_app.inference.batch import parse_batch_csv
@@ -359,8 +361,8 @@ def test_a_clear_transactions_explanation_is_drawn_in_a_readable_unit(
     ctrl.param.trigger("predict")
     assert ctrl.contributions["contribution"].tolist() == [4e-6, -1e-6]
     chart = section.verdict._explanation(ctrl.contributions)
-    assert isinstance(chart, pn.pane.HoloViews)
-    assert "10⁻⁶" in chart.object.opts.get().kwargs["ylabel"]
+    assert isinstance(chart, OffloopChart) and chart.model is not None
+    assert "10⁻⁶" in chart_object(chart.spec).opts.get().kwargs["ylabel"]
 
 
 # -- models (issue 16 item 1, Inference part) ---------------------------------------------------------
