@@ -11,14 +11,13 @@ import pandas as pd
 import panel as pn
 import pytest
 
-from fraud_app.ui.charts import OffloopChart, chart_object
-
 from fraud_app.data import MODEL_FEATURES, TARGET, load_transactions
 from fraud_app.inference import score_and_save
 from fraud_app.inference.batch import parse_batch_csv
 from fraud_app.inference.reference import FROZEN_FEATURES, SLIDER_FEATURES, reference_data
 from fraud_app.models import FraudModel, create, delete_model, set_active_model
 from fraud_app.storage import count_predictions, list_predictions
+from fraud_app.ui.charts import OffloopChart, chart_object
 from fraud_app.ui.inference import NO_MODEL_MESSAGE, InferenceController, InferenceSection, TransactionInputs
 from fraud_app.ui.inference.batch import BATCH_HELP, batch_status, problems_markdown
 from fraud_app.ui.inference.model import active_text
