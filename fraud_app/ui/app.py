@@ -74,11 +74,9 @@ class FraudApp(pn.viewable.Viewer):
         self.active = min(self.active, len(self._classes) - 1)
         self._tabs.active = self.active
         self._tabs.link(self, active="active", bidirectional=True)
-        self._data_card = pn.pane.Markdown(self.data_card_text, sizing_mode="stretch_width",
-                                           margin=(0, 10), css_classes=["fds-data-card"])
-        self._footer = pn.Column(self._data_card, pn.pane.Markdown(
-            _CREDIT, margin=(0, 10), styles={"font-size": "0.85em", "opacity": "0.8"}),
-            sizing_mode="stretch_width")
+        # The footer is one HTML pane (a Markdown pane per line costs a Markdown render each).
+        self._footer = pn.pane.HTML(self.footer_html, sizing_mode="stretch_width", margin=(0, 10),
+                                    css_classes=["fds-footer"])
         self._main = pn.Column(self._tabs, self._footer, sizing_mode="stretch_width")
         self._layout: pn.viewable.Viewable = self._main
         if self.use_template:
@@ -168,17 +166,23 @@ class FraudApp(pn.viewable.Viewer):
 
     @param.depends("state.dataset_info", "state.dataset_error")
     def data_card_text(self) -> str:
-        """One line on the data set in the footer."""
+        """One line on the data set (HTML)."""
         info = self.state.dataset_info
         if info is None:
             if self.state.dataset_error:
-                return f"**Not loaded.** {self.state.dataset_error}"
+                return f"<b>Not loaded.</b> {html.escape(self.state.dataset_error)}"
             return "Loading the data set…"
         return (
-            f"**Data set:** `{Path(info.source).name}` · {info.rows:,} transactions · "
+            f"<b>Data set:</b> <code>{html.escape(Path(info.source).name)}</code> · {info.rows:,} transactions · "
             f"{info.frauds:,} frauds ({info.fraud_rate:.3%}) · {info.time_span_hours:.1f} h · "
-            f"fingerprint `{info.fingerprint}`"
+            f"fingerprint <code>{html.escape(info.fingerprint)}</code>"
         )
+
+    @param.depends("state.dataset_info", "state.dataset_error")
+    def footer_html(self) -> str:
+        """The footer: the data set in use and the data's credit."""
+        return (f"<div class='fds-data-card'>{self.data_card_text()}</div>"
+                f"<div style='font-size:0.85em;opacity:0.8;margin-top:4px'>{html.escape(_CREDIT)}</div>")
 
     def _build_template(self) -> pn.template.Template:
         """The page: header with logo, title and theme toggle, then the tabs.
@@ -188,18 +192,9 @@ class FraudApp(pn.viewable.Viewer):
         MathJax (1.8 MB) with every page; this page stays within the payload budget.
         """
         dark = pn.config.theme == "dark"
-        self._theme_toggle = pn.widgets.Toggle(
-            name="☀ Light theme" if dark else "☾ Dark theme", value=dark, width=130,
-            color="light", variant="outline", margin=0, stylesheets=[stylesheet("header")],
-        )
-        # Panel applies a theme when the page loads (``?theme=dark``): reload with the other one.
-        self._theme_toggle.jscallback(value=_THEME_JS)
         theme = THEMES["dark" if dark else "default"]
-        template = _Page(
-            (ASSETS / "page.html").read_text(encoding="utf-8"), design=Bootstrap, theme=theme, location=True,
-        )
+        template = _Page(_page_source(), design=Bootstrap, theme=theme, location=True)
         template.add_panel("main", self._main)
-        template.add_panel("theme_toggle", self._theme_toggle)
         notifications = pn.state.notifications
         if notifications is not None:
             template.add_panel("notifications", notifications)
@@ -207,23 +202,19 @@ class FraudApp(pn.viewable.Viewer):
         template.add_variable("app_title", self.title)
         template.add_variable("app_logo", _data_uri(LOGO))
         template.add_variable("app_favicon", _data_uri(LOGO))
+        # The theme switch is a plain button of the page (no Panel model): Panel applies a theme
+        # when the page loads (``?theme=dark``), so it reloads with the other one, keeping the
+        # other URL parameters (the open tab, the model).
         template.add_variable("app_theme", "dark" if dark else "default")
         # A bare Template does not load the theme's colour variables (--panel-primary-color, ...)
         # into the page, which left primary buttons white on white: inline them with our CSS.
-        theme_css = Path(theme.base_css).read_text(encoding="utf-8")
-        template.add_variable("app_css", theme_css + "\n" + (ASSETS / "app.css").read_text(encoding="utf-8"))
+        template.add_variable("app_css", _page_css(theme.base_css))
         template.add_variable("title", self.title)
         return template
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
 
-
-_THEME_JS = """
-const params = new URLSearchParams(window.location.search);
-params.set('theme', cb_obj.active ? 'dark' : 'default');
-window.location.search = params.toString();
-"""
 
 class _Page(pn.template.Template):
     """Panel's Template without its notebook preview, which re-renders the whole page's repr
@@ -233,6 +224,17 @@ class _Page(pn.template.Template):
         return f"{type(self).__name__}({', '.join(self._render_items)})"
 
 
+@functools.cache
+def _page_source() -> str:
+    return (ASSETS / "page.html").read_text(encoding="utf-8")
+
+
+@functools.cache
+def _page_css(theme_css: str) -> str:
+    return Path(theme_css).read_text(encoding="utf-8") + "\n" + (ASSETS / "app.css").read_text(encoding="utf-8")
+
+
+@functools.cache
 def _data_uri(path: Path) -> str:
     """A file as a ``data:`` URI (the logo travels inside the page: no extra request)."""
     return "data:image/svg+xml;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
