@@ -41,8 +41,8 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 PAYLOAD_BUDGET = 5_000_000
 #: Every EDA chart's title contains one of these.
 EDA_CHARTS = ["Transactions per class", "Distribution of ", "Correlations: ", "Class separation: ",
-              "Amount by class", "Fraud rate by amount bucket", "Transactions by hour of day",
-              "Fraud rate by hour of day", " against "]
+              "Amount by class", "Fraud rate by amount bucket", "Transactions by hour",
+              "Fraud rate by hour", " against "]
 TITLES_JS = """() => {
   const out = [];
   for (const doc of (window.Bokeh ? Bokeh.documents : [])) {
