@@ -27,8 +27,8 @@ _CMAP = ["#f4f8fc", "#c6dbef", "#6baed6"]
 RUN_METRICS = ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold")
 RUN_COLUMNS = ("id", "created_at", "model", "kind", "saved", *RUN_METRICS, "duration_s", "params")
 MODEL_COLUMNS = ("active", "name", "kind", "f1", "pr_auc", "threshold", "saved_at", "version")
-#: Runs-table columns kept off screen (shown in the row's detail instead).
-RUN_DETAIL_COLUMNS = ("params",)
+#: Runs-table columns kept off screen (shown in the row's detail instead), so the metrics fit.
+RUN_DETAIL_COLUMNS = ("kind", "params")
 
 
 def confusion_frame(matrix: Sequence[Sequence[int]] | None) -> pd.DataFrame:
@@ -167,6 +167,7 @@ def _number(value: Any) -> float:
 
 
 __all__ = [
-    "CLASS_LABELS", "MODEL_COLUMNS", "RUN_COLUMNS", "RUN_DETAIL_COLUMNS", "RUN_METRICS", "confusion_frame", "confusion_heatmap",
+    "CLASS_LABELS", "MODEL_COLUMNS", "RUN_COLUMNS", "RUN_DETAIL_COLUMNS", "RUN_METRICS", "confusion_frame",
+    "confusion_heatmap",
     "empty_runs_frame", "models_frame", "pr_curve_plot", "runs_frame",
 ]

@@ -26,6 +26,12 @@ def tooltip(text: str, position: str = "bottom") -> Tooltip:
                    stylesheets=[":host { white-space: normal; max-width: 260px; }"])
 
 
+def action_button(event: param.Parameter, label: str, **kwargs: Any) -> pn.widgets.Button:
+    """A button that triggers the controller's ``event``, styled by the tab's CSS (a disabled one looks disabled)."""
+    kwargs.setdefault("stylesheets", [stylesheet("training")])
+    return pn.widgets.Button.from_param(event, label=label, **kwargs)
+
+
 def hyperparameter_panel(kind: str, sets: dict[str, HyperParameters], **kwargs: Any) -> pn.viewable.Viewable:
     """The widgets editing ``kind``'s hyper-parameters (the aggregator's show its members' own settings).
 
@@ -48,7 +54,8 @@ def hyperparameter_panel(kind: str, sets: dict[str, HyperParameters], **kwargs: 
             cards.append(pn.Card(*hyperparameter_widgets(member_values, **kwargs), title=f"{kind_label(member)} member",
                                  collapsed=True, visible=shown, sizing_mode="stretch_width"))
     note = pn.pane.Markdown("Members share the aggregator's split; member *i* is seeded with the seed + *i*. "
-                            "Their settings below are the same as on their own kind.", css_classes=["fds-note"])
+                            "Their settings below are the same as on their own kind.", css_classes=["fds-note"],
+                            stylesheets=[stylesheet("training")])
     return pn.Column(members, copies, *weights, note, *cards, sizing_mode="stretch_width", margin=0)
 
 
@@ -77,16 +84,17 @@ class TrainingForm(pn.viewable.Viewer):
                                                    css_classes=["training-overwrite"], **busy)
         seed = pn.widgets.IntInput.from_param(ctrl.param.seed, label="Seed", css_classes=["training-seed"], **busy)
         hyperparameters = pn.panel(pn.bind(self._hyperparameters, ctrl.param.kind), sizing_mode="stretch_width")
-        train = pn.widgets.Button.from_param(
-            ctrl.param.train, label="Train", button_type="primary", width=120, css_classes=["training-train"],
+        train = action_button(
+            ctrl.param.train, "Train", button_type="primary", width=120, css_classes=["training-train"],
             disabled=pn.bind(lambda running, ok: running or not ok, ctrl.param.running, ctrl.param.name_ok),
             description=tooltip("Train with these settings on the worker thread; the tab stays usable."))
-        cancel = pn.widgets.Button.from_param(
-            ctrl.param.cancel, label="Cancel", button_type="danger", button_style="outline", width=120,
+        cancel = action_button(
+            ctrl.param.cancel, "Cancel", button_type="danger", button_style="outline", width=120,
             css_classes=["training-cancel"], disabled=ctrl.param.running.rx.not_(),
             description=tooltip("Stop the running training: nothing is saved or recorded."))
         progress = pn.indicators.Progress(
-            value=pn.bind(lambda p: int(round(p * 1000)), ctrl.param.progress), max=1000, active=ctrl.param.running, bar_color="primary",
+            value=pn.bind(lambda p: int(round(p * 1000)), ctrl.param.progress), max=1000,
+            active=ctrl.param.running, bar_color="primary",
             sizing_mode="stretch_width", height=18, css_classes=["training-progress"])
         status = pn.pane.Markdown(
             pn.bind(self._status_text, ctrl.param.status, ctrl.param.progress, ctrl.param.running),
@@ -113,4 +121,4 @@ class TrainingForm(pn.viewable.Viewer):
         return self._layout
 
 
-__all__ = ["TrainingForm", "hyperparameter_panel", "tooltip"]
+__all__ = ["TrainingForm", "action_button", "hyperparameter_panel", "tooltip"]

@@ -13,15 +13,17 @@ from bokeh.models.widgets.tables import BooleanFormatter, NumberFormatter
 from fraud_app.ui.theme import ACCENT_COLOR, stylesheet
 from fraud_app.ui.training import charts
 from fraud_app.ui.training.controller import CURRENCY, TrainingController, kind_label
-from fraud_app.ui.training.form import tooltip
+from fraud_app.ui.training.form import action_button, tooltip
 
 #: The indicators above the charts: key in the metrics, label.
 INDICATORS = (("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"),
               ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"))
+#: Widths of the runs table's text columns; the metric columns share the rest of the width.
+RUN_WIDTHS = {"id": 50, "created_at": 160, "model": 150, "saved": 65}
 #: Indicators that depend on the threshold (the others are the result's own).
 THRESHOLD_METRICS = ("f1", "precision", "recall")
-#: The log-scaled slider shows thresholds, not their logarithm.
-_THRESHOLD_TICKS = CustomJSTickFormatter(code="return Number(Math.pow(10, tick).toPrecision(2)).toString();")
+#: JavaScript: the log-scaled slider shows thresholds, not their logarithm.
+THRESHOLD_TICKS_JS = "return Number(Math.pow(10, tick).toPrecision(2)).toString();"
 
 
 def money(value: float) -> str:
@@ -134,19 +136,24 @@ class TrainingResults(pn.viewable.Viewer):
         question = pn.pane.Markdown(
             pn.bind(lambda name, active: (f"**Make `{name}` active?** The API and the Inference tab still use "
                                           f"`{active}`." if name else ""),
-                    ctrl.param.offered_model, ctrl.param.active_name), margin=(8, 10))
-        yes = pn.widgets.Button.from_param(
-            ctrl.param.activate_offered, label="Make active", button_type="primary", css_classes=["training-offer-yes"],
+                    ctrl.param.offered_model, ctrl.param.active_name), margin=(8, 10),
+            css_classes=["training-offer-question"])
+        yes = action_button(
+            ctrl.param.activate_offered, "Make active", button_type="primary", width=130,
+            css_classes=["training-offer-yes"],
             description=tooltip("Pin this model as the one the API and the Inference tab score with."))
-        no = pn.widgets.Button.from_param(ctrl.param.dismiss_offer, label="Not now", button_type="light")
+        no = action_button(ctrl.param.dismiss_offer, "Not now", button_type="light", width=100,
+                           css_classes=["training-offer-no"])
         return pn.Row(question, yes, no, visible=ctrl.param.offered_model.rx.is_not(None),
-                      css_classes=["training-offer"], sizing_mode="stretch_width")
+                      css_classes=["training-offer"], sizing_mode="stretch_width", stylesheets=[stylesheet("training")])
 
     def _threshold_tools(self) -> pn.viewable.Viewable:
         ctrl = self.controller
         slider = pn.widgets.FloatSlider.from_param(
-            ctrl.param.threshold_log, label="Decision threshold (log scale)", step=0.01, format=_THRESHOLD_TICKS,
-            sizing_mode="stretch_width", min_width=300, css_classes=["training-threshold"])
+            ctrl.param.threshold_log, label="Decision threshold (log scale)", step=0.01,
+            format=CustomJSTickFormatter(code=THRESHOLD_TICKS_JS),
+            sizing_mode="stretch_width", min_width=300, css_classes=["training-threshold"],
+            stylesheets=[stylesheet("training")])
         exact = pn.widgets.FloatInput.from_param(ctrl.param.threshold, label="Exact threshold", step=0.0001,
                                                  format="0.00000", width=140, css_classes=["training-threshold-exact"])
         cost_fn = pn.widgets.FloatInput.from_param(ctrl.param.cost_fn, label=f"Cost of a missed fraud ({CURRENCY})",
@@ -154,17 +161,18 @@ class TrainingResults(pn.viewable.Viewer):
         cost_fp = pn.widgets.FloatInput.from_param(ctrl.param.cost_fp, label=f"Cost of a false alarm ({CURRENCY})",
                                                    width=180, css_classes=["training-cost-fp"])
         costs = pn.pane.Markdown(pn.bind(cost_text, ctrl.param.threshold_metrics, ctrl.param.cost_fn,
-                                         ctrl.param.cost_fp), sizing_mode="stretch_width", css_classes=["training-cost"])
+                                         ctrl.param.cost_fp),
+                                 sizing_mode="stretch_width", css_classes=["training-cost"])
         alerts = pn.pane.Markdown(pn.bind(alerts_text, ctrl.param.threshold_metrics, ctrl.param.transactions_per_day),
                                   sizing_mode="stretch_width", css_classes=["training-alerts"])
         cheapest = pn.pane.Markdown(pn.bind(cheapest_text, ctrl.param.cheapest, ctrl.param.has_result),
                                     sizing_mode="stretch_width")
-        use_cheapest = pn.widgets.Button.from_param(
-            ctrl.param.use_cheapest, label="Use the cheapest threshold", button_type="default",
+        use_cheapest = action_button(
+            ctrl.param.use_cheapest, "Use the cheapest threshold", button_type="default",
             disabled=ctrl.param.cheapest.rx.is_(None), css_classes=["training-use-cheapest"],
             description=tooltip("Move the threshold to the cheapest one on the validation split.", "top"))
-        save = pn.widgets.Button.from_param(
-            ctrl.param.save_threshold, label="Save threshold with the model", button_type="success",
+        save = action_button(
+            ctrl.param.save_threshold, "Save threshold with the model", button_type="success",
             disabled=pn.bind(lambda unsaved, result: not (unsaved and result is not None and result.saved),
                              ctrl.param.threshold_unsaved, ctrl.param.result),
             css_classes=["training-save-threshold"],
@@ -172,6 +180,7 @@ class TrainingResults(pn.viewable.Viewer):
                                 "top"))
         unsaved = pn.pane.Markdown(pn.bind(unsaved_text, ctrl.param.threshold_unsaved, ctrl.param.saved_threshold),
                                    visible=ctrl.param.threshold_unsaved, css_classes=["training-unsaved"],
+                                   stylesheets=[stylesheet("training")],
                                    margin=(12, 10))
         return pn.Card(
             pn.pane.Markdown(
@@ -179,7 +188,7 @@ class TrainingResults(pn.viewable.Viewer):
                 "retraining: explore here, but choose on validation. The model's own threshold and the cheapest "
                 "threshold are found on the **validation** split, so the test split is never used to tune it. "
                 "The slider is logarithmic, so the small thresholds of well-separated scores get room.",
-                css_classes=["fds-note"]),
+                css_classes=["fds-note"], stylesheets=[stylesheet("training")]),
             slider, pn.Row(exact, cost_fn, cost_fp), costs, alerts, cheapest,
             pn.Row(use_cheapest, save, unsaved),
             title=f"Threshold and costs (in {CURRENCY}; reset to the defaults for each new model)",
@@ -203,16 +212,16 @@ class TrainingResults(pn.viewable.Viewer):
         number = NumberFormatter(format="0.000")
         table = pn.widgets.Tabulator(
             ctrl.param.runs, disabled=True, show_index=False, pagination="local", page_size=8,
-            sizing_mode="stretch_width", layout="fit_data_stretch", frozen_columns=["id"],
+            sizing_mode="stretch_width", layout="fit_columns", widths=RUN_WIDTHS,
             hidden_columns=list(charts.RUN_DETAIL_COLUMNS), row_content=_run_detail, css_classes=["training-runs"],
             formatters={**{key: number for key in charts.RUN_METRICS},
                         "duration_s": NumberFormatter(format="0.0"), "saved": BooleanFormatter()},
             titles={"created_at": "when (UTC)", "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "f1": "F1",
                     "duration_s": "seconds"})
-        refresh = pn.widgets.Button.from_param(ctrl.param.refresh, label="Refresh", button_type="light", width=110)
+        refresh = action_button(ctrl.param.refresh, "Refresh", button_type="light", width=110)
         return pn.Card(
-            pn.Row(pn.pane.Markdown("Every run of every session, newest first. Open a row (▸) for its "
-                                    "hyper-parameters."), pn.layout.HSpacer(), refresh),
+            pn.Row(pn.pane.Markdown("Every run of every session, newest first. Open a row (▸) for its kind "
+                                    "and hyper-parameters."), pn.layout.HSpacer(), refresh),
             table, title="Training runs", sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -221,8 +230,8 @@ class TrainingResults(pn.viewable.Viewer):
 
 def _run_detail(row: Any) -> pn.viewable.Viewable:
     """A run's detail row: its hyper-parameters."""
-    return pn.pane.Markdown(f"**Hyper-parameters:** {row['params'] or '(defaults)'}", sizing_mode="stretch_width",
-                            css_classes=["training-run-params"])
+    return pn.pane.Markdown(f"**{kind_label(row['kind'])}** · hyper-parameters: {row['params'] or '(defaults)'}",
+                            sizing_mode="stretch_width", css_classes=["training-run-params"])
 
 
 __all__ = ["INDICATORS", "TrainingResults", "alerts_text", "cost_text", "money"]

@@ -11,7 +11,7 @@ from bokeh.models.widgets.tables import NumberFormatter
 from fraud_app.ui.theme import stylesheet
 from fraud_app.ui.training import charts
 from fraud_app.ui.training.controller import TrainingController
-from fraud_app.ui.training.form import tooltip
+from fraud_app.ui.training.form import action_button, tooltip
 
 #: How the active model became active, in words.
 HOW_TEXT = {
@@ -48,19 +48,19 @@ class SavedModels(pn.viewable.Viewer):
             titles={"pr_auc": "PR-AUC", "f1": "F1", "saved_at": "saved (UTC)"})
         no_model = ctrl.param.selected_model.rx.is_(None)
         select = pn.widgets.Select.from_param(ctrl.param.selected_model, label="Saved model", width=240)
-        make_active = pn.widgets.Button.from_param(
-            ctrl.param.activate, label="Make active", button_type="primary", disabled=no_model,
+        make_active = action_button(
+            ctrl.param.activate, "Make active", button_type="primary", disabled=no_model, width=130,
             css_classes=["training-make-active"],
             description=tooltip("Pin the selected model: the API and the Inference tab score with it.", "top"))
-        delete = pn.widgets.Button.from_param(
-            ctrl.param.delete, label="Delete…", button_type="danger", button_style="outline",
+        delete = action_button(
+            ctrl.param.delete, "Delete…", button_type="danger", button_style="outline", width=110,
             disabled=pn.bind(lambda name, pending: name is None or pending is not None,
                              ctrl.param.selected_model, ctrl.param.pending_delete))
         confirm = pn.Row(
             pn.pane.Markdown(pn.bind(lambda name: f"Delete **{name}** and its files for good?" if name else "",
                                      ctrl.param.pending_delete)),
-            pn.widgets.Button.from_param(ctrl.param.confirm_delete, label="Yes, delete it", button_type="danger"),
-            pn.widgets.Button.from_param(ctrl.param.keep_model, label="Keep it"),
+            action_button(ctrl.param.confirm_delete, "Yes, delete it", button_type="danger"),
+            action_button(ctrl.param.keep_model, "Keep it"),
             visible=ctrl.param.pending_delete.rx.is_not(None), css_classes=["training-confirm-delete"])
         self._layout = pn.Card(
             active, table, pn.Row(select, make_active, delete, align="end"), confirm,
