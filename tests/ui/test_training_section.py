@@ -38,7 +38,7 @@ from fraud_app.ui.training.charts import confusion_frame, confusion_heatmap, mod
 from fraud_app.ui.training.controller import DEFAULT_COST_FN, DEFAULT_COST_FP, slider_floor
 from fraud_app.ui.training.results import alerts_text, cost_text
 from fraud_app.ui.training.saved_models import active_text
-from fraud_app.ui.training.worker import transactions_per_day, validation_scores
+from fraud_app.ui.training.worker import SessionDispatcher, transactions_per_day, validation_scores
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
@@ -113,8 +113,22 @@ def test_the_training_tab_is_registered_and_renders(section: TrainingSection) ->
     assert widget(section, "training-cancel").disabled and not widget(section, "training-train").disabled
     ctrl.model_name = "bad name!"
     assert widget(section, "training-train").disabled
-    # The first render stays light: no chart exists before a result.
-    assert not section.__panel__().select(pn.pane.HoloViews)
+
+
+def test_first_render_is_light_and_charts_follow_one_per_tick(state: AppState, monkeypatch) -> None:
+    queued: list[Callable[[], None]] = []  # as on a server: later() waits for another event-loop callback
+    monkeypatch.setattr(SessionDispatcher, "later", lambda self, fn, delay: queued.append(fn))
+    section = TrainingSection(state=state)
+    layout = section.__panel__()
+    # The first render: the form, the runs and the saved models; no figures and no chart yet.
+    assert not layout.select(pn.pane.HoloViews) and not layout.select(pn.indicators.Number)
+    assert not widget(section, "training-train").disabled
+    built = []
+    while queued:  # each step is its own event-loop callback
+        queued.pop(0)()
+        built.append((len(layout.select(pn.indicators.Number)), len(layout.select(pn.pane.HoloViews))))
+    assert built == [(5, 0), (5, 0), (5, 1), (5, 2)]
+    assert widget(section, "training-threshold").visible
 
 
 def test_the_controller_holds_no_widgets(ctrl: TrainingController) -> None:
@@ -243,7 +257,7 @@ def test_train_with_save_publishes_metrics_saves_and_records(ctrl: TrainingContr
 
 
 def test_results_view_binds_the_controller(section: TrainingSection, trained: TrainingController) -> None:
-    """The indicators and charts exist once there is a result, and show the controller's figures."""
+    """The indicators and charts (built after the first render) show the controller's figures."""
     f1 = [n for n in section.__panel__().select(pn.indicators.Number) if "metric-f1" in n.css_classes]
     assert len(f1) == 1 and f1[0].value == pytest.approx(trained.threshold_metrics["f1"])
     assert len(section.__panel__().select(pn.pane.HoloViews)) == 2
@@ -379,11 +393,17 @@ def test_active_model_origin_is_one_method(ctrl: TrainingController, monkeypatch
 
 # -- threshold, costs and saving the threshold (issue 16, item 5) ---------------------------------
 
-def test_threshold_slider_recomputes_metrics_without_retraining(trained: TrainingController, monkeypatch) -> None:
+def test_threshold_slider_recomputes_metrics_without_retraining(section: TrainingSection, trained: TrainingController,
+                                                                monkeypatch) -> None:
     result = trained.result
     monkeypatch.setattr(TrainingPipeline, "run", lambda *a, **k: pytest.fail("retrained"))
     assert trained.threshold == pytest.approx(result.threshold)
     assert trained.threshold_log == pytest.approx(math.log10(result.threshold))
+    # The slider's range was fitted to this result's scores.
+    floor = slider_floor(np.asarray(result.test_scores), result.threshold)
+    assert trained.param.threshold_log.bounds == (floor, 0.0)
+    slider = widget(section, "training-threshold")
+    assert (slider.start, slider.end, slider.value) == (floor, 0.0, pytest.approx(trained.threshold_log))
     assert trained.threshold_metrics["f1"] == pytest.approx(result.metrics["f1"])
 
     # Moving the (log-scaled) slider updates the threshold and the figures from the held-out scores.

@@ -12,8 +12,9 @@ from bokeh.models.widgets.tables import BooleanFormatter, NumberFormatter
 
 from fraud_app.ui.theme import ACCENT_COLOR, stylesheet
 from fraud_app.ui.training import charts
-from fraud_app.ui.training.controller import CURRENCY, TrainingController, kind_label
+from fraud_app.ui.training.controller import CURRENCY, UI_STEP_PAUSE, TrainingController, kind_label
 from fraud_app.ui.training.form import action_button, tooltip
+from fraud_app.ui.training.worker import SessionDispatcher
 
 #: The indicators above the charts: key in the metrics, label.
 INDICATORS = (("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"),
@@ -96,21 +97,38 @@ class TrainingResults(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._body: pn.viewable.Viewable | None = None
         ctrl = self.controller
         placeholder = pn.pane.Markdown(
             "### No results yet\nChoose a model on the left and click **Train**. The metrics, the confusion "
             "matrix and the precision-recall curve of the held-out test split appear here.",
-            css_classes=["training-placeholder"])
-        self._layout = pn.Column(
-            pn.panel(pn.bind(lambda has: self._results() if has else placeholder, ctrl.param.has_result),
-                     sizing_mode="stretch_width"),
-            self._runs(), sizing_mode="stretch_width", stylesheets=[stylesheet("training")])
+            visible=ctrl.param.has_result.rx.not_(), css_classes=["training-placeholder"])
+        # Filled by prepare() after the first render, one piece per event-loop tick.
+        self._body = pn.Column(visible=ctrl.param.has_result, sizing_mode="stretch_width",
+                               css_classes=["training-results"])
+        self._charts = pn.Row(sizing_mode="stretch_width")
+        self._layout = pn.Column(placeholder, self._body, self._runs(), sizing_mode="stretch_width")
 
-    def _results(self) -> pn.viewable.Viewable:
-        """The result's figures, built on the first result (the first render stays light)."""
-        if self._body is not None:
-            return self._body
+    def prepare(self) -> None:
+        """Build the result's figures, threshold tools and charts after the page is shown.
+
+        Call it from ``pn.state.onload``. Each piece is built in its own event-loop callback, with a
+        pause in between (``UI_STEP_PAUSE``), so the tab is usable at once and neither its first render
+        nor the publishing of a result renders a chart: a result only updates what already exists.
+        Outside a server everything is built at once.
+        """
+        if self._body.objects:
+            return
+        dispatch = SessionDispatcher.for_current_session()
+        steps = [self._add_figures, self._add_threshold_tools, self._add_confusion, self._add_curve]
+
+        def run_next() -> None:
+            steps.pop(0)()
+            if steps:
+                dispatch.later(run_next, UI_STEP_PAUSE)
+
+        dispatch.later(run_next, UI_STEP_PAUSE)
+
+    def _add_figures(self) -> None:
         ctrl = self.controller
         metrics, result = ctrl.param.threshold_metrics, ctrl.param.result
         indicators = [
@@ -120,15 +138,20 @@ class TrainingResults(pn.viewable.Viewer):
             for key, label in INDICATORS]
         note = pn.pane.Markdown(pn.bind(result_note, result, ctrl.param.threshold, ctrl.param.run_id),
                                 sizing_mode="stretch_width", css_classes=["training-result-note"])
-        confusion = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._confusion, ctrl.param.confusion_shown)),
-                                      sizing_mode="stretch_width", min_width=320)
-        curve = pn.pane.HoloViews(hv.DynamicMap(pn.bind(self._curve, ctrl.param.curve_shown)),
-                                  sizing_mode="stretch_width", min_width=320)
-        self._body = pn.Column(
-            pn.Row(*indicators, sizing_mode="stretch_width"), note, self._offer(),
-            pn.Row(confusion, curve, sizing_mode="stretch_width"), self._threshold_tools(),
-            sizing_mode="stretch_width")
-        return self._body
+        self._body[:] = [pn.Row(*indicators, sizing_mode="stretch_width"), note, self._offer(), self._charts]
+
+    def _add_threshold_tools(self) -> None:
+        self._body.append(self._threshold_tools())
+
+    def _add_confusion(self) -> None:
+        self._charts.append(pn.pane.HoloViews(
+            hv.DynamicMap(pn.bind(self._confusion, self.controller.param.confusion_shown)),
+            sizing_mode="stretch_width", min_width=320))
+
+    def _add_curve(self) -> None:
+        self._charts.append(pn.pane.HoloViews(
+            hv.DynamicMap(pn.bind(self._curve, self.controller.param.curve_shown)),
+            sizing_mode="stretch_width", min_width=320))
 
     def _offer(self) -> pn.viewable.Viewable:
         """"Make `X` active?" after a run saved a model that is not the active one."""

@@ -51,14 +51,17 @@ class TrainingSection(Section):
         with param.edit_constant(self):
             self.controller = TrainingController(state=self.state)
         ctrl = self.controller
+        results = TrainingResults(controller=ctrl)
         self._layout = pn.Row(
             TrainingForm(controller=ctrl),
             pn.Column(
-                TrainingResults(controller=ctrl),
+                results,
                 SavedModels(controller=ctrl),
                 sizing_mode="stretch_width"),
             sizing_mode="stretch_width", name=self.title)
+        # After the first render: the store and the database, then the result's figures and charts.
         pn.state.onload(ctrl.load)
+        pn.state.onload(results.prepare)
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
