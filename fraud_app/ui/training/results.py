@@ -114,7 +114,9 @@ class TrainingResults(pn.viewable.Viewer):
         Call it from ``pn.state.onload``. Each piece is built in its own event-loop callback, with a
         pause in between (``UI_STEP_PAUSE``), so the tab is usable at once and neither its first render
         nor the publishing of a result renders a chart: a result only updates what already exists.
-        Outside a server everything is built at once.
+        (Building them while the first training runs instead stalled ``/api/health`` for seconds on a
+        loaded machine: a chart's first render is the costliest step.) Outside a server everything is
+        built at once.
         """
         if self._body.objects:
             return
