@@ -240,7 +240,8 @@ def test_health_answers_fast_while_lightgbm_trains(app_server: ServedApp, page: 
         timings.append(time.perf_counter() - started)
         assert body["status"] == "ok"
         time.sleep(0.1)
-    assert max(timings) < HEALTH_BUDGET_S, f"/api/health took {max(timings) * 1000:.0f} ms during training"
+    assert max(timings) < HEALTH_BUDGET_S, (f"/api/health took {max(timings) * 1000:.0f} ms during training "
+                                            f"(all, ms: {[round(t * 1000) for t in timings]})")
 
     # The session stays live: the boosting rounds keep advancing on screen.
     round_of = lambda text: int(re.search(r"boosting round (\d+)", text).group(1))  # noqa: E731

@@ -131,6 +131,13 @@ def test_first_render_is_light_and_charts_follow_one_per_tick(state: AppState, m
     assert widget(section, "training-threshold").visible
 
 
+def test_train_waits_for_a_name_before_the_store_is_read(state: AppState) -> None:
+    ctrl = TrainingController(state=state)  # the section calls load() once the page is shown
+    assert ctrl.model_name == "" and not ctrl.name_ok
+    ctrl.load()
+    assert ctrl.model_name == "decision_tree_1" and ctrl.name_ok
+
+
 def test_the_controller_holds_no_widgets(ctrl: TrainingController) -> None:
     assert not isinstance(ctrl, pn.viewable.Viewable)
     for value in vars(ctrl).values():

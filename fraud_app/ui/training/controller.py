@@ -250,6 +250,7 @@ class TrainingController(param.Parameterized):
         self._plots_pending = False
         self._idle = threading.Event()  # set when no training of this tab is running or publishing
         self._idle.set()
+        self._check_name()  # no I/O for the empty name: Train waits for load() to suggest one
 
     # -- loading ----------------------------------------------------------------------------
     def load(self) -> None:
