@@ -20,7 +20,7 @@ from fraud_app.ui.training.worker import SessionDispatcher
 INDICATORS = (("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"),
               ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"))
 #: Widths of the runs table's text columns; the metric columns share the rest of the width.
-RUN_WIDTHS = {"id": 50, "created_at": 160, "model": 150, "saved": 65}
+RUN_WIDTHS = {"id": 40, "created_at": 142, "model": 135, "saved": 58}
 #: Indicators that depend on the threshold (the others are the result's own).
 THRESHOLD_METRICS = ("f1", "precision", "recall")
 #: JavaScript: the log-scaled slider shows thresholds, not their logarithm.
@@ -239,6 +239,7 @@ class TrainingResults(pn.viewable.Viewer):
             ctrl.param.runs, disabled=True, show_index=False, pagination="local", page_size=8,
             sizing_mode="stretch_width", layout="fit_columns", widths=RUN_WIDTHS,
             hidden_columns=list(charts.RUN_DETAIL_COLUMNS), row_content=_run_detail, css_classes=["training-runs"],
+            stylesheets=[stylesheet("training")], sortable=False,  # no sort arrows: every title fits
             formatters={**{key: number for key in charts.RUN_METRICS},
                         "duration_s": NumberFormatter(format="0.0"), "saved": BooleanFormatter()},
             titles={"created_at": "when (UTC)", "pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "f1": "F1",
