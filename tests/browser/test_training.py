@@ -79,11 +79,50 @@ def _metric(page: Any, key: str) -> float:
     return float(numbers[0])
 
 
+def _box(locator: Any) -> dict[str, float]:
+    box = locator.bounding_box()
+    assert box is not None, f"{locator} is not on screen"
+    return box
+
+
+def _overlap(a: dict[str, float], b: dict[str, float]) -> bool:
+    return (a["x"] < b["x"] + b["width"] and b["x"] < a["x"] + a["width"]
+            and a["y"] < b["y"] + b["height"] and b["y"] < a["y"] + a["height"])
+
+
+def _tooltip_box(page: Any, target: Any, text: str) -> dict[str, float]:
+    """Hover ``target`` and return the box of its tooltip (found by its text)."""
+    target.hover()
+    tip = page.get_by_text(text)
+    tip.wait_for(state="visible", timeout=10_000)
+    return _box(tip)
+
+
+#: JavaScript: the computed colours and cursor of a Panel button's inner <button>.
+BUTTON_STYLE_JS = """(el) => {
+  const button = (el.shadowRoot || el).querySelector('button');
+  const style = getComputedStyle(button);
+  return {background: style.backgroundColor, color: style.color, cursor: style.cursor, disabled: button.disabled};
+}"""
+
+
+def _rgb(css: str) -> tuple[int, ...]:
+    return tuple(int(float(v)) for v in re.findall(r"[\d.]+", css)[:3])
+
+
 def test_train_the_baseline_from_the_ui(app_server: ServedApp, page: Any, console: ConsoleCapture) -> None:
     train = _open_training(page, app_server)
     before = _run_rows(page)
     name = page.locator(".training-name input").input_value()
     assert name == "decision_tree_1"
+    # The disabled Cancel button looks disabled (grey, no pointer), not like a tan button to click.
+    cancel_style = page.locator(".training-cancel").evaluate(BUTTON_STYLE_JS)
+    red, green, blue = _rgb(cancel_style["background"])
+    assert cancel_style["disabled"] and cancel_style["cursor"] == "not-allowed"
+    assert max(red, green, blue) - min(red, green, blue) <= 16, f"disabled Cancel is coloured: {cancel_style}"
+    # Train's tooltip leaves Cancel visible.
+    tip = _tooltip_box(page, train, "Train with these settings")
+    assert not _overlap(tip, _box(page.locator(".training-cancel"))), "Train's tooltip covers Cancel"
 
     train.click()
     page.locator(".training-status", has_text="Done").wait_for(timeout=120_000)
@@ -102,6 +141,78 @@ def test_train_the_baseline_from_the_ui(app_server: ServedApp, page: Any, consol
     rows = wait_until(lambda: (r := _run_rows(page)) and len(r) == len(before) + 1 and r,
                       timeout=30, message="a new row in the runs table")
     assert rows[0] == name
+    # ROC-AUC and the threshold are on screen; the hyper-parameters live in the row's detail, not a column.
+    table = _box(page.locator(".training-runs .tabulator").first)
+    for field in ("roc_auc", "threshold"):
+        header = _box(page.locator(f".training-runs .tabulator-col[tabulator-field='{field}']"))
+        assert header["x"] + header["width"] <= table["x"] + table["width"] + 1, f"{field} is cut off"
+    assert not page.locator(".training-runs .tabulator-col[tabulator-field='params']").is_visible()
+    # The first saved model became active, and the tab says how.
+    assert _get_json(app_server, "/api/models")["active"] == name
+    wait_until(lambda: f"{name} · the first saved model" in _text(page.locator(".training-active")),
+               timeout=30, message="the active model and how it became active")
+    assert not page.locator(".training-offer").is_visible()
+    assert console.errors == [], "\n".join(console.errors)
+
+
+def test_a_new_model_is_offered_never_made_active(app_server: ServedApp, page: Any,
+                                                  console: ConsoleCapture) -> None:
+    """Issue 16, item 1: training does not change what the API serves; the tab asks instead."""
+    train = _open_training(page, app_server)
+    active = _get_json(app_server, "/api/models")["active"]
+    name = page.locator(".training-name input").input_value()
+    assert active and name != active
+    train.click()
+    page.locator(".training-status", has_text="Done").wait_for(timeout=120_000)
+    offer = page.locator(".training-offer")
+    offer.wait_for(state="visible", timeout=30_000)
+    assert f"Make {name} active?" in _text(page.locator(".training-offer-question"))
+    assert _get_json(app_server, "/api/models")["active"] == active
+
+    # The saved-models "Make active" tooltip stays on screen.
+    viewport = page.viewport_size
+    tip = _tooltip_box(page, page.locator(".training-make-active"), "Pin the selected model")
+    assert tip["x"] >= 0 and tip["y"] >= 0
+    assert tip["x"] + tip["width"] <= viewport["width"] and tip["y"] + tip["height"] <= viewport["height"]
+
+    page.locator(".training-offer-yes").click()
+    wait_until(lambda: _get_json(app_server, "/api/models")["active"] == name, timeout=30,
+               message="the offered model to become active")
+    wait_until(lambda: f"{name} · pinned" in _text(page.locator(".training-active")), timeout=30,
+               message="the new active model shown as pinned")
+    wait_until(lambda: not offer.is_visible(), timeout=30, message="the offer to go away")
+    assert console.errors == [], "\n".join(console.errors)
+
+
+def test_threshold_tools_cost_alerts_and_unsaved_marker(app_server: ServedApp, page: Any,
+                                                        console: ConsoleCapture) -> None:
+    """Issue 16, item 5 (and the tooltips of item 10): costs in €, flag-nothing, alerts per day, unsaved."""
+    train = _open_training(page, app_server)
+    train.click()
+    page.locator(".training-status", has_text="Done").wait_for(timeout=120_000)
+    cost = page.locator(".training-cost")
+    wait_until(lambda: "Cost on the test split: €" in _text(cost), timeout=30, message="the cost")
+    assert "missed frauds × €100" in _text(cost) and "false alarms × €5" in _text(cost)
+    assert "Flag nothing" in _text(cost)
+    assert re.search(r"about [\d,]+ alerts per day", _text(page.locator(".training-alerts")))
+    assert "log scale" in _text(page.locator(".training-threshold"))
+    # "Use the cheapest threshold" keeps its tooltip off the Save button.
+    use_cheapest = page.locator(".training-use-cheapest")
+    tip = _tooltip_box(page, use_cheapest, "Move the threshold to the cheapest")
+    assert not _overlap(tip, _box(page.locator(".training-save-threshold"))), "the tooltip covers Save"
+
+    # Nothing changed: no marker, nothing to save. A change shows the marker until it is saved.
+    unsaved, save = page.locator(".training-unsaved"), page.locator(".training-save-threshold button")
+    assert not unsaved.is_visible() and save.is_disabled()
+    box = page.locator(".training-threshold-exact input")
+    box.fill("0.3")
+    box.press("Enter")
+    unsaved.wait_for(state="visible", timeout=30_000)
+    assert "Unsaved" in _text(unsaved)
+    wait_until(save.is_enabled, timeout=30, message="Save to be enabled")
+    save.click()
+    unsaved.wait_for(state="hidden", timeout=30_000)
+    wait_until(save.is_disabled, timeout=30, message="Save to be disabled after saving")
     assert console.errors == [], "\n".join(console.errors)
 
 
@@ -129,7 +240,8 @@ def test_health_answers_fast_while_lightgbm_trains(app_server: ServedApp, page: 
         timings.append(time.perf_counter() - started)
         assert body["status"] == "ok"
         time.sleep(0.1)
-    assert max(timings) < HEALTH_BUDGET_S, f"/api/health took {max(timings) * 1000:.0f} ms during training"
+    assert max(timings) < HEALTH_BUDGET_S, (f"/api/health took {max(timings) * 1000:.0f} ms during training "
+                                            f"(all, ms: {[round(t * 1000) for t in timings]})")
 
     # The session stays live: the boosting rounds keep advancing on screen.
     round_of = lambda text: int(re.search(r"boosting round (\d+)", text).group(1))  # noqa: E731

@@ -39,6 +39,7 @@ import panel as pn
 from panel.io.state import set_curdoc
 
 from fraud_app.data import TARGET, load_transactions
+from fraud_app.data.schema import TIME
 from fraud_app.models import VALIDATION_FRACTION, best_f1_threshold
 from fraud_app.models.base import stratified_split
 from fraud_app.storage import record_training_run
@@ -232,12 +233,23 @@ class TrainingOutcome:
     record_error : why recording failed (None when it worked).
     validation : ``(y_val, val_scores)`` of the validation split the threshold was chosen on,
         or None when it could not be rebuilt.
+    transactions_per_day : the data set's volume (its rows over its time span, per day), which
+        turns a flag rate into alerts per day; None when the span is unknown or zero.
     """
 
     result: TrainingResult
     run_id: int | None
     record_error: BaseException | None
     validation: tuple[np.ndarray, np.ndarray] | None
+    transactions_per_day: float | None = None
+
+
+def transactions_per_day(frame: pd.DataFrame) -> float | None:
+    """Rows per day of ``frame`` over its ``time`` span (seconds from the first transaction)."""
+    if TIME not in frame.columns or not len(frame):
+        return None
+    span_days = float(frame[TIME].max() - frame[TIME].min()) / 86_400
+    return len(frame) / span_days if span_days > 0 else None
 
 
 def validation_scores(result: TrainingResult, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
@@ -287,10 +299,11 @@ def run_training(pipeline: TrainingPipeline, frame: pd.DataFrame | None,
     except Exception as exc:
         log.warning("no validation scores for %s: %s", result.kind, exc, exc_info=exc)
         validation = None
-    return TrainingOutcome(result=result, run_id=run_id, record_error=record_error, validation=validation)
+    return TrainingOutcome(result=result, run_id=run_id, record_error=record_error, validation=validation,
+                           transactions_per_day=transactions_per_day(frame))
 
 
 __all__ = [
     "MAX_CONCURRENT_TRAININGS", "RUNNER", "ProgressRelay", "SessionDispatcher", "TrainingOutcome",
-    "TrainingRunner", "run_training", "validation_scores",
+    "TrainingRunner", "run_training", "transactions_per_day", "validation_scores",
 ]

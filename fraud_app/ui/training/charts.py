@@ -1,7 +1,12 @@
-"""HoloViews elements and tables of the Training tab (pure functions of the results)."""
+"""The Training tab's chart and table builders: pure functions of the controller's outputs.
+
+The confusion matrix and the precision-recall curve (HoloViews), and the frames behind the runs
+and saved-models tables. No widgets and no state: the views in this package call them.
+"""
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -10,6 +15,8 @@ import holoviews as hv
 import holoviews.plotting.bokeh  # noqa: F401  (registers the Bokeh backend and its options)
 import numpy as np
 import pandas as pd
+
+from fraud_app.ui.theme import ACCENT_COLOR, FRAUD_COLOR
 
 #: Class labels of the confusion matrix, 0 then 1.
 CLASS_LABELS = ("Clear", "Fraudulent")
@@ -20,6 +27,8 @@ _CMAP = ["#f4f8fc", "#c6dbef", "#6baed6"]
 RUN_METRICS = ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold")
 RUN_COLUMNS = ("id", "created_at", "model", "kind", "saved", *RUN_METRICS, "duration_s", "params")
 MODEL_COLUMNS = ("active", "name", "kind", "f1", "pr_auc", "threshold", "saved_at", "version")
+#: Runs-table columns kept off screen (shown in the row's detail instead), so the metrics fit.
+RUN_DETAIL_COLUMNS = ("kind", "params")
 
 
 def confusion_frame(matrix: Sequence[Sequence[int]] | None) -> pd.DataFrame:
@@ -74,10 +83,10 @@ def pr_curve_plot(curve: Mapping[str, Sequence[float]] | None, chosen: Mapping[s
     """
     curve = curve or {"precision": [], "recall": [], "thresholds": []}
     line = hv.Curve((list(curve["recall"]), list(curve["precision"])), "Recall", "Precision",
-                    label="Test split").opts(color="#1f4e79", line_width=2, interpolation="steps-post")
+                    label="Test split").opts(color=ACCENT_COLOR, line_width=2, interpolation="steps-post")
     points = []
     for point, label, color, marker in ((model_threshold, "Validation-chosen", "#8c8c8c", "square"),
-                                        (chosen, "Chosen", "#d62728", "circle")):
+                                        (chosen, "Chosen", FRAUD_COLOR, "circle")):
         data = [] if point is None else [(point["recall"], point["precision"], point["threshold"])]
         points.append(hv.Points(data, ["Recall", "Precision"], ["Threshold"], label=label).opts(
             color=color, size=11, marker=marker, tools=["hover"]))
@@ -109,7 +118,7 @@ def runs_frame(runs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         created = str(run.get("created_at") or "")
         rows.append({
             "id": int(run["id"]),
-            "created_at": created.replace("T", " ")[:19],
+            "created_at": created.replace("T", " ")[:16],  # to the minute: the table stays narrow
             "model": run.get("model") or "",
             "kind": run.get("kind") or "",
             "saved": bool(run.get("saved")),
@@ -119,6 +128,16 @@ def runs_frame(runs: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
         })
     frame = pd.DataFrame(rows, columns=list(RUN_COLUMNS))
     return frame.astype({key: "float64" for key in (*RUN_METRICS, "duration_s")})
+
+
+@functools.cache
+def _empty_runs_frame() -> pd.DataFrame:
+    return runs_frame([])
+
+
+def empty_runs_frame() -> pd.DataFrame:
+    """An empty runs table with its columns and types (a copy of one built once per process)."""
+    return _empty_runs_frame().copy()
 
 
 def models_frame(models: Sequence[Mapping[str, Any]], active: str | None) -> pd.DataFrame:
@@ -148,6 +167,7 @@ def _number(value: Any) -> float:
 
 
 __all__ = [
-    "CLASS_LABELS", "MODEL_COLUMNS", "RUN_COLUMNS", "RUN_METRICS", "confusion_frame", "confusion_heatmap",
-    "models_frame", "pr_curve_plot", "runs_frame",
+    "CLASS_LABELS", "MODEL_COLUMNS", "RUN_COLUMNS", "RUN_DETAIL_COLUMNS", "RUN_METRICS", "confusion_frame",
+    "confusion_heatmap",
+    "empty_runs_frame", "models_frame", "pr_curve_plot", "runs_frame",
 ]
