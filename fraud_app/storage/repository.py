@@ -7,14 +7,16 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from fraud_app.storage.engine import get_engine
+from fraud_app.storage.engine import busy_timeout_ms, get_engine
 from fraud_app.storage.tables import SOURCES, predictions, training_runs
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,19 @@ log = logging.getLogger(__name__)
 PREDICTION_FIELDS = ("id", "created_at", "model", "model_version", "fraud_probability", "is_fraud",
                      "threshold", "source", "features")
 TRAINING_RUN_FIELDS = ("id", "created_at", "model", "kind", "params", "metrics", "saved", "duration_s")
+
+
+class DatabaseBusyError(RuntimeError):
+    """A write waited the whole busy timeout for a lock held by someone else; nothing was written."""
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """True for a lock/busy timeout (SQLite "database is locked", PostgreSQL lock_not_available)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    return (isinstance(exc, OperationalError) and "locked" in str(orig).lower()) \
+        or getattr(orig, "sqlstate", None) == "55P03"
 
 
 def utcnow() -> datetime:
@@ -99,6 +114,8 @@ class _GroupWriter:
         # Only the current leader writes, so one connection is kept for writing: no pool
         # checkout/checkin per transaction. Dropped after any error, reopened on the next write.
         self._conn: Connection | None = None
+        #: ``time.monotonic()`` when the write in progress started, or None.
+        self.writing_since: float | None = None
 
     def close(self) -> None:
         """Return the write connection to the pool (tests, shutdown)."""
@@ -119,9 +136,11 @@ class _GroupWriter:
                     break
                 self._cv.wait()
         if group:
+            self.writing_since = time.monotonic()
             try:
                 self._flush(group)
             finally:
+                self.writing_since = None
                 with self._cv:
                     for member in group:
                         if member.ids is None and member.error is None:
@@ -143,9 +162,12 @@ class _GroupWriter:
                 if len(values) == 1:
                     return [conn.execute(_INSERT_PREDICTION, values[0]).scalar_one()]
                 return list(conn.execute(_INSERT_PREDICTION, values).scalars().all())
-        except BaseException:
+        except BaseException as exc:
             self._conn = None
             conn.close()
+            if is_busy_error(exc):
+                raise DatabaseBusyError(f"the database is locked by another writer (waited {busy_timeout_ms() / 1000:g} s);"
+                                        " nothing was written") from exc
             raise
 
     def _flush(self, group: list[_WriteJob]) -> None:
@@ -157,6 +179,10 @@ class _GroupWriter:
             return
         try:
             ids = self._insert([v for member in group for v in member.values])
+        except DatabaseBusyError as exc:  # retrying one by one would wait the busy timeout once per caller
+            for member in group:
+                member.error = exc
+            return
         except Exception:
             log.debug("grouped insert of %d jobs failed; retrying one transaction each", len(group))
             for member in group:
@@ -184,6 +210,21 @@ def _writer(engine: Engine) -> _GroupWriter:
             if writer is None or writer.engine is not engine:
                 writer = _writers[key] = _GroupWriter(engine)
     return writer
+
+
+def write_wait_seconds() -> float:
+    """How long this process's oldest write in progress has been running (0 when none is)."""
+    now = time.monotonic()
+    pid = os.getpid()
+    waits = [now - w.writing_since for (p, _), w in list(_writers.items())
+             if p == pid and w.writing_since is not None]
+    return max(waits, default=0.0)
+
+
+def probe_database() -> None:
+    """Run a trivial query (raises when the database cannot be reached)."""
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1")).scalar_one()
 
 
 def close_writers() -> None:

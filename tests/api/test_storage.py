@@ -56,7 +56,7 @@ def test_sqlite_pragmas_and_parent_folder(app_env, monkeypatch, database):
     assert path.parent.is_dir() and path.exists()
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 5000  # FRAUD_APP_DB_BUSY_TIMEOUT default
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
 
