@@ -683,7 +683,11 @@ class PredictionsHandler(APIHandler):
             "requestBody": "PredictionRequest",
             "responses": {
                 "201": {"description": "Scored and saved: the stored row (single) or rows (batch)",
-                        "schema": "PredictionCreated"},
+                        "schema": "PredictionCreated",
+                        "links": {"GetSavedPrediction": {
+                            "operationId": "get_api_predictions_id",
+                            "parameters": {"id": "$response.body#/id"},
+                            "description": "The saved prediction (single requests; a batch lists each id)"}}},
                 "400": "Not JSON, a duplicate key, not an object, or a missing/unknown/non-numeric/out-of-range "
                        "field (named in `field`)",
                 "404": "Unknown model",
@@ -1017,6 +1021,8 @@ def openapi_document() -> dict[str, Any]:
                 else:
                     responses[status] = {"description": response["description"],
                                          "content": _json_content(response.get("schema"))}
+                    if "links" in response:
+                        responses[status]["links"] = response["links"]
             operation: dict[str, Any] = {
                 "operationId": f"{method}_{route.path.strip('/').replace('/', '_').replace('.', '_')}"
                                .replace("{", "").replace("}", ""),
