@@ -25,6 +25,7 @@ import hashlib
 import hmac
 import html
 import logging
+import os
 import sys
 import time
 import urllib.parse
@@ -193,6 +194,11 @@ def ui_protection() -> str | None:
         return f"OAuth login ({oauth})"
     if _token_login_installed and api_token() is not None:
         return f"the token login page ({LOGIN_URL})"
+    module = os.environ.get("BOKEH_AUTH_MODULE")
+    if "--auth-module" in sys.argv[:-1]:
+        module = sys.argv[sys.argv.index("--auth-module") + 1]
+    if module and not _token_login_installed:
+        return f"the auth module {module}"
     return None
 
 
@@ -281,6 +287,11 @@ def _safe_next(value: str | None) -> str:
 
 def get_user(handler: RequestHandler) -> str | None:
     """The Bokeh auth hook: who is asking for a page (None sends them to the login page)."""
+    problem = check_host(handler)
+    if problem is not None:  # DNS rebinding: the login page answers 403 for this host
+        log.warning("refused %s %s from %s: %s", handler.request.method, handler.request.path,
+                    handler.request.remote_ip, problem)
+        return None
     token = api_token()
     if token is None:
         return "anonymous"  # no token: the app is open by configuration, and the start-up line says so

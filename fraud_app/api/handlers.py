@@ -10,9 +10,10 @@ Rules every handler follows:
 * database and model work runs in a small bounded thread pool, off the event loop, so that
   UI sessions served by the same process keep streaming;
 * nothing is written unless the whole request is valid (a batch is one transaction);
-* when the server runs with ``--basic-auth`` or OAuth, every ``/api`` route requires the same
-  login as the app (through Bokeh's :class:`AuthRequestHandler` hooks and Panel's auth
-  provider); when ``FRAUD_APP_API_TOKEN`` is set, POST also needs ``Authorization: Bearer <token>``.
+* who may ask is decided on the headers, before the body is read (:meth:`APIHandler.prepare`):
+  when auth is on (``FRAUD_APP_API_TOKEN`` or a Panel login), every route but a minimal
+  ``/api/health`` needs ``Authorization: Bearer <token>`` or a login cookie; see
+  :mod:`fraud_app.auth` and ``docs/security.md``.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import os
 import re
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -473,24 +475,37 @@ class HealthHandler(APIHandler):
         self.write_json(await _health(details=self.credential is not None or not auth_on))
 
 
-_health_checks: dict[str, Any] = {}
+_health_checks: dict[str, tuple[int, float, Any]] = {}
+_health_last: dict[str, tuple[int, Any]] = {}
+#: A check still running after this long makes health report what it checks as not answering.
+HEALTH_STALL_S = 1.0
 
 
 async def _bounded(name: str, fn: Callable[[], T], deadline: float) -> tuple[bool, T | BaseException | None]:
-    """Run ``fn`` in the health threads, at most one at a time per ``name``; wait until ``deadline``."""
+    """Run ``fn`` in the health threads, at most one at a time per ``name``; wait until ``deadline``.
+
+    Returns ``(answered, result or exception)``. When the check is slow only because the machine is
+    busy (it started less than :data:`HEALTH_STALL_S` ago), the previous answer stands in for it.
+    """
     loop = asyncio.get_running_loop()
-    future = _health_checks.get(name)
-    if future is None or future.done() or getattr(future, "_pid", None) != os.getpid():
+    pid = os.getpid()
+    entry = _health_checks.get(name)
+    if entry is None or entry[0] != pid or entry[2].done():
         future = asyncio.wrap_future(health_executor().submit(fn), loop=loop)
-        future._pid = os.getpid()  # type: ignore[attr-defined]
-        _health_checks[name] = future
+        entry = _health_checks[name] = (pid, loop.time(), future)
+    _, started, future = entry
     remaining = max(0.0, deadline - loop.time())
     try:
         result = await asyncio.wait_for(asyncio.shield(future), remaining)
     except TimeoutError:
+        last = _health_last.get(name)
+        if last is not None and last[0] == pid and loop.time() - started < HEALTH_STALL_S:
+            return True, last[1]
         return False, None
     except Exception as exc:  # the check itself failed: reported, never raised
+        _health_last[name] = (pid, exc)
         return True, exc
+    _health_last[name] = (pid, result)
     return True, result
 
 
@@ -516,37 +531,39 @@ async def _health(details: bool) -> dict[str, Any]:
         return {"status": status, "version": __version__}
     payload: dict[str, Any] = {"status": status, "version": __version__, "dataset": get_settings().dataset,
                                "pid": os.getpid(), "database": database}
-    done, info = await _bounded("info", _serving_info, deadline)
+    done, dataset = await _bounded("dataset", _dataset_info, deadline)
     if not done:
-        payload.update(status="degraded", rows=None, model=None,
-                       detail="still loading the data set and the model; ask again shortly")
-    elif isinstance(info, BaseException):
-        log.warning("health: %s", info)
-        payload.update(status="degraded", rows=None, model=None, detail=f"{type(info).__name__}: {info}")
+        payload.update(status="degraded", rows=None, detail="still loading the data set; ask again shortly")
+    elif isinstance(dataset, BaseException):
+        payload.update(status="degraded", rows=None, detail=f"{type(dataset).__name__}: {dataset}")
     else:
-        payload.update(info)
-        if info.get("detail"):
+        payload.update(dataset)
+        if dataset.get("detail"):
             payload["status"] = "degraded"
+    done, model = await _bounded("model", _model_info, deadline)
+    if not done:
+        payload.update(model=None, model_error="still loading the active model; ask again shortly")
+    elif isinstance(model, BaseException):
+        payload.update(model=None, model_error=str(model))
+    else:
+        payload["model"] = model
     return payload
 
 
-def _serving_info() -> dict[str, Any]:
+def _dataset_info() -> dict[str, Any]:
     from fraud_app.data import DataNotFoundError, load_transactions
-    from fraud_app.inference import active_model_info
 
-    info: dict[str, Any] = {}
     try:
         frame = load_transactions()
     except DataNotFoundError as exc:
-        info.update(rows=None, detail=str(exc))
-    else:
-        info.update(rows=len(frame), frauds=int(frame["is_fraud"].sum()))
-    try:
-        info["model"] = active_model_info()
-    except Exception as exc:  # a broken model file must not take the health check down (logged once)
-        info["model"] = None
-        info["model_error"] = str(exc)
-    return info
+        return {"rows": None, "detail": str(exc)}
+    return {"rows": len(frame), "frauds": int(frame["is_fraud"].sum())}
+
+
+def _model_info() -> dict[str, Any] | None:
+    from fraud_app.inference import active_model_info
+
+    return active_model_info()  # a broken model file raises: reported as model_error (logged once)
 
 
 class ModelsHandler(APIHandler):
@@ -628,8 +645,14 @@ def parse_json_body(body: bytes) -> Any:
         raise APIError(400, f"the request body is not valid JSON for this API: {detail}", "body") from None
 
 
-def _create_predictions(body: bytes | list[bytes]) -> tuple[bytes, int | None]:
-    """Parse, validate, score and save one request body (in a worker thread)."""
+def _create_predictions(body: bytes | list[bytes], submitted: float | None = None) -> tuple[bytes, int | None]:
+    """Parse, validate, score and save one request body (in a worker thread).
+
+    ``submitted`` (``time.monotonic()``): when the request was handed to the worker pool. Time spent
+    queued for a worker (busy workers are usually workers blocked on a database lock) counts against
+    ``FRAUD_APP_DB_BUSY_TIMEOUT``; time spent decoding and scoring does not.
+    """
+    queued = 0.0 if submitted is None else max(0.0, time.monotonic() - submitted)
     from fraud_app.inference import NoModelError, PredictionInputError, parse_request, save_scores, score_array
     from fraud_app.models import InvalidModelNameError, ModelLoadError, ModelNotFoundError
     from fraud_app.storage import DatabaseBusyError
@@ -654,7 +677,8 @@ def _create_predictions(body: bytes | list[bytes]) -> tuple[bytes, int | None]:
     except NoModelError as exc:
         raise APIError(503, str(exc)) from None
     try:
-        rows = save_scores(fitted, values, scores, "api")
+        budget = max(0.1, get_settings().db_busy_timeout_s - queued)
+        rows = save_scores(fitted, values, scores, "api", deadline=time.monotonic() + budget)
     except DatabaseBusyError as exc:
         raise busy(f"{exc}; retry shortly") from None
     created = [{key: row[key] for key in CREATED_FIELDS} for row in rows]
@@ -714,7 +738,7 @@ class PredictionsHandler(APIHandler):
     async def post(self) -> None:
         self.check_request()
         self.reject_unknown_query()
-        payload, new_id = await run_blocking(_create_predictions, self.take_body())
+        payload, new_id = await run_blocking(_create_predictions, self.take_body(), time.monotonic())
         if new_id is not None:
             self.set_header("Location", f"/api/predictions/{new_id}")
         self.write_json(payload, status=201)

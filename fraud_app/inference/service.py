@@ -313,8 +313,13 @@ def score_array(values: np.ndarray, model: str | None = None) -> tuple[FraudMode
     return fitted, scores, scores >= fitted.threshold
 
 
-def save_scores(fitted: FraudModel, values: np.ndarray, scores: np.ndarray, source: str) -> list[dict[str, Any]]:
-    """Store scored rows in one transaction and return them as stored."""
+def save_scores(fitted: FraudModel, values: np.ndarray, scores: np.ndarray, source: str,
+                deadline: float | None = None) -> list[dict[str, Any]]:
+    """Store scored rows in one transaction and return them as stored.
+
+    ``deadline`` (``time.monotonic()``): give up waiting for a database lock then (see
+    :func:`fraud_app.storage.insert_predictions`); default: now plus the busy timeout.
+    """
     threshold = float(fitted.threshold)
     rows = [
         {
@@ -328,7 +333,7 @@ def save_scores(fitted: FraudModel, values: np.ndarray, scores: np.ndarray, sour
         }
         for row, score in zip(values.tolist(), scores.tolist(), strict=True)
     ]
-    return insert_predictions(rows)
+    return insert_predictions(rows, deadline=deadline)
 
 
 def score_and_save(transactions: Mapping | Sequence[Mapping] | pd.DataFrame, model: str | None = None,

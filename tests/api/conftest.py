@@ -170,6 +170,17 @@ class ApiClient:
     def post(self, path: str, body: Any = None, **kwargs: Any) -> Response:
         return self.call("POST", path, body, **kwargs)
 
+    def settled_health(self, timeout: float = 60, **kwargs: Any) -> dict:
+        """``/api/health`` once the data set and the active model are loaded (it never waits for them)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            payload = self.get("/api/health", **kwargs).json
+            if payload.get("status") == "ok" and payload.get("model") is not None or time.monotonic() > deadline:
+                return payload
+            time.sleep(0.2)
+
 
 def raw_request(client: ApiClient, method: str, path: str, headers: dict[str, str], body: bytes = b"",
                 timeout: float = 10) -> tuple[int, dict[str, str], bytes]:

@@ -75,9 +75,9 @@ def test_batch_roundtrip_and_listing(api, saved_model, sample_rows):
 
 
 def test_health_and_models(api, saved_model):
-    health = api.get("/api/health")
-    assert health.status == 200
-    assert health.json["status"] == "ok" and health.json["model"]["name"] == "tree"
+    assert api.get("/api/health").status == 200
+    health = api.settled_health()
+    assert health["status"] == "ok" and health["model"]["name"] == "tree"
     models = api.get("/api/models").json
     assert models["active"] == "tree"
     assert [m["name"] for m in models["models"]] == ["tree"]
@@ -239,7 +239,7 @@ def test_work_runs_off_the_event_loop(api, saved_model, sample_rows, monkeypatch
     threads = []
     real = handlers._create_predictions
     monkeypatch.setattr(handlers, "_create_predictions",
-                        lambda body: threads.append(threading.current_thread().name) or real(body))
+                        lambda *args: threads.append(threading.current_thread().name) or real(*args))
     assert api.post("/api/predictions", sample_rows[0]).status == 201
     assert threads and threads[0].startswith("fraud-api")
 

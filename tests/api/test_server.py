@@ -38,7 +38,7 @@ def test_real_server_scores_saves_and_answers_json_errors(saved_model, sample_ro
         assert_error(client.get("/api/predictions/12345"), 404, "id")
         assert_error(client.get("/api/unknown"), 404)
         assert_error(client.post("/api/predictions", b"{oops"), 400, "body")
-        assert client.get("/api/health").json["model"]["name"] == "tree"
+        assert client.settled_health()["model"]["name"] == "tree"
         assert storage.count_predictions() == 11
     finally:
         stop_app(app)

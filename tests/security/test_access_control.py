@@ -157,6 +157,9 @@ def test_4_writes_need_json_and_cookie_writes_need_an_allowed_origin(locked, sam
     assert rebound.status == 403 and error_of(rebound)["field"] == "Host"
     assert locked.call("GET", "/api/health", headers={"Host": "evil.example"}).status == 403
     assert locked.call("GET", "/api/predictions", headers={"Host": f"localhost:{locked.app.port}"}).status == 200
+    status, headers, _ = _page(locked, "GET", "/app", headers={"Host": "evil.example", "Cookie": cookie})
+    assert status == 302  # a foreign Host is never logged in; its login page is refused:
+    assert _page(locked, "GET", "/login", headers={"Host": "evil.example"})[0] == 403
 
     # over HTTPS (behind a proxy, --use-xheaders) the login cookie is Secure
     status, headers, _ = _login(locked, headers={"X-Forwarded-Proto": "https"})

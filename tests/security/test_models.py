@@ -30,7 +30,7 @@ def test_14_a_folder_linking_outside_is_listed_as_invalid_and_skipped(tmp_path, 
         assert created.status == 201 and created.json["model"] == "tree"
         named = server.call("POST", "/api/predictions", {**sample_rows[0], "model": "zz_link"})
         assert named.status == 400 and error_of(named)["field"] == "model"
-        assert server.call("GET", "/api/health").json["model"]["name"] == "tree"
+        assert server.client.settled_health()["model"]["name"] == "tree"
         for _ in range(3):
             server.call("GET", "/api/models")
         assert server.log().count("zz_link cannot be used") == 1
