@@ -284,7 +284,9 @@ class APIHandler(JSONHandler, AuthRequestHandler):
                 self.current_user = user
                 self.credential = "login"
                 return
-        if not self.requires_auth:
+        if not self.requires_auth:  # /api/health: answered (minimal), but a bad credential is still audited
+            if reasons:
+                auth.log_failure(self, reasons[0].split(" ")[0], " ".join(reasons[0].split(" ")[1:]))
             return
         reason = reasons[0] if reasons else "missing credential"
         auth.log_failure(self, reason.split(" ")[0], " ".join(reason.split(" ")[1:]) or "credential")

@@ -141,10 +141,12 @@ class _GroupWriter:
                     break
                 remaining = job.deadline - time.monotonic()
                 if remaining <= 0:
-                    self._pending.remove(job)
-                    raise DatabaseBusyError(
-                        f"the database stayed busy for {busy_timeout_ms() / 1000:g} s (another writer holds its "
-                        "lock); nothing was written")
+                    if job in self._pending:  # not taken by a leader yet: give up, nothing written
+                        self._pending.remove(job)
+                        raise DatabaseBusyError(
+                            f"the database stayed busy for {busy_timeout_ms() / 1000:g} s (another writer holds "
+                            "its lock); nothing was written")
+                    remaining = 0.05  # a leader is writing it: that write ends by this job's deadline
                 self._cv.wait(remaining)
         if group:
             self.writing_since = time.monotonic()
