@@ -314,7 +314,8 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {
         "command": "python -m bench.bench_security",
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform(),
+                    "load_average_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()]},
         "model": {k: model.get(k) for k in ("name", "kind", "version")},
     }
     print("1. aborted uploads (3 rounds x 40 connections x 16 MiB - 1 byte) ...", flush=True)
@@ -341,6 +342,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"   Chromium page loads completed: {pages['page_loads_completed']}; "
           f"HTTP GETs of /app completed: {pages['http_get_app_completed']}", flush=True)
 
+    results["machine"]["load_average_1_5_15_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(results, indent=2) + "\n")
     print(f"wrote {args.out}")

@@ -243,7 +243,8 @@ def check_startup() -> None:
     if ui_locked():
         log.error("refusing to start: %s", REFUSAL)
         raise SystemExit(f"fraud_app: refusing to start: {REFUSAL}")
-    log.warning(protection_summary())
+    summary = protection_summary()
+    log.log(logging.WARNING if "nothing" in summary else logging.INFO, summary)
 
 
 # -- the token login page ------------------------------------------------------------------------
