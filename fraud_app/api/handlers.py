@@ -82,13 +82,13 @@ def api_executor() -> ThreadPoolExecutor:
 
 
 def health_executor() -> ThreadPoolExecutor:
-    """Two threads of its own for ``/api/health``, so a database lock that blocks every API worker
+    """Three threads of its own for ``/api/health``, so a database lock that blocks every API worker
     never delays it."""
     global _health_executor
     pid = os.getpid()
     with _executor_lock:
         if _health_executor is None or _health_executor[0] != pid:
-            _health_executor = (pid, ThreadPoolExecutor(max_workers=2, thread_name_prefix="fraud-health"))
+            _health_executor = (pid, ThreadPoolExecutor(max_workers=3, thread_name_prefix="fraud-health"))
         return _health_executor[1]
 
 
@@ -483,45 +483,56 @@ _health_last: dict[str, tuple[int, Any]] = {}
 HEALTH_STALL_S = 1.0
 
 
-async def _bounded(name: str, fn: Callable[[], T], deadline: float) -> tuple[bool, T | BaseException | None]:
-    """Run ``fn`` in the health threads, at most one at a time per ``name``; wait until ``deadline``.
-
-    Returns ``(answered, result or exception)``. When the check is slow only because the machine is
-    busy (it started less than :data:`HEALTH_STALL_S` ago), the previous answer stands in for it.
-    """
+def _start_check(name: str, fn: Callable[[], Any]) -> tuple[float, asyncio.Future]:
+    """Run ``fn`` in the health threads unless the same check is still running (then reuse it)."""
     loop = asyncio.get_running_loop()
     pid = os.getpid()
     entry = _health_checks.get(name)
     if entry is None or entry[0] != pid or entry[2].done():
-        future = asyncio.wrap_future(health_executor().submit(fn), loop=loop)
-        entry = _health_checks[name] = (pid, loop.time(), future)
-    _, started, future = entry
-    remaining = max(0.0, deadline - loop.time())
-    try:
-        result = await asyncio.wait_for(asyncio.shield(future), remaining)
-    except TimeoutError:
+        entry = _health_checks[name] = (pid, loop.time(), asyncio.wrap_future(health_executor().submit(fn), loop=loop))
+    return entry[1], entry[2]
+
+
+def _outcome(name: str, started: float, future: asyncio.Future) -> tuple[bool, Any]:
+    """``(answered, result or exception)`` of a check after the wait.
+
+    A check that has not answered yet but started less than :data:`HEALTH_STALL_S` ago is slow only
+    because the machine is busy: its previous answer stands in for it.
+    """
+    pid = os.getpid()
+    if not future.done():
         last = _health_last.get(name)
-        if last is not None and last[0] == pid and loop.time() - started < HEALTH_STALL_S:
+        if last is not None and last[0] == pid and asyncio.get_running_loop().time() - started < HEALTH_STALL_S:
             return True, last[1]
         return False, None
-    except Exception as exc:  # the check itself failed: reported, never raised
-        _health_last[name] = (pid, exc)
-        return True, exc
+    exc = future.exception()
+    result = exc if exc is not None else future.result()
     _health_last[name] = (pid, result)
     return True, result
 
 
 async def _health(details: bool) -> dict[str, Any]:
+    """The health payload; every check runs at once in the health threads, awaited together for at most
+    :data:`HEALTH_BUDGET_S` (one wake-up of the event loop, however busy it is)."""
     from fraud_app.storage import probe_database, write_wait_seconds
 
     loop = asyncio.get_running_loop()
     deadline = loop.time() + HEALTH_BUDGET_S
-    database: dict[str, Any] = {"status": "ok"}
     waited = write_wait_seconds()
+    checks = {} if waited > SLOW_WRITE_S else {"database": probe_database}
+    if details:
+        checks.update(dataset=_dataset_info, model=_model_info)
+    running = {name: _start_check(name, fn) for name, fn in checks.items()}
+    pending = [future for _, future in running.values() if not future.done()]
+    if pending:
+        await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+    outcomes = {name: _outcome(name, started, future) for name, (started, future) in running.items()}
+
+    database: dict[str, Any] = {"status": "ok"}
     if waited > SLOW_WRITE_S:
         database = {"status": "degraded", "detail": f"a write has waited {waited:.1f} s for a database lock"}
     else:
-        done, result = await _bounded("database", probe_database, deadline)
+        done, result = outcomes["database"]
         if not done:
             database = {"status": "degraded",
                         "detail": f"the database did not answer within {HEALTH_BUDGET_S * 1000:.0f} ms"}
@@ -533,7 +544,7 @@ async def _health(details: bool) -> dict[str, Any]:
         return {"status": status, "version": __version__}
     payload: dict[str, Any] = {"status": status, "version": __version__, "dataset": get_settings().dataset,
                                "pid": os.getpid(), "database": database}
-    done, dataset = await _bounded("dataset", _dataset_info, deadline)
+    done, dataset = outcomes["dataset"]
     if not done:
         payload.update(status="degraded", rows=None, detail="still loading the data set; ask again shortly")
     elif isinstance(dataset, BaseException):
@@ -542,7 +553,7 @@ async def _health(details: bool) -> dict[str, Any]:
         payload.update(dataset)
         if dataset.get("detail"):
             payload["status"] = "degraded"
-    done, model = await _bounded("model", _model_info, deadline)
+    done, model = outcomes["model"]
     if not done:
         payload.update(model=None, model_error="still loading the active model; ask again shortly")
     elif isinstance(model, BaseException):
