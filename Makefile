@@ -47,7 +47,8 @@ run: venv data
 	@echo "  App: http://$(ADDRESS):$(PORT)/app"
 	@echo "  API: http://$(ADDRESS):$(PORT)/api/health  (reference: README.md#rest-api)"
 	@echo ""
-	$(VENV)/bin/panel serve app.py --plugins fraud_app.api --warm --port $(PORT) --address $(ADDRESS) \
+	$(VENV)/bin/panel serve app.py --plugins fraud_app.api --auth-module fraud_app/token_login.py --warm \
+		--port $(PORT) --address $(ADDRESS) \
 		--allow-websocket-origin=$(ADDRESS):$(PORT) --index app
 
 test: venv-test

@@ -18,6 +18,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 from fraud_app.config import ConfigError, get_settings
 from fraud_app.logging_setup import configure_logging
@@ -87,7 +88,10 @@ def _run_serve(args: argparse.Namespace) -> int:
         cmd += ["--address", args.address]
     if args.num_procs != 1:
         cmd += ["--num-procs", str(args.num_procs)]
-    cmd += [a for a in args.extra if a != "--"]
+    extra = [a for a in args.extra if a != "--"]
+    if "--auth-module" not in extra:  # the token login page (docs/security.md); a Panel login replaces it
+        cmd += ["--auth-module", str(Path(__file__).resolve().parent / "token_login.py")]
+    cmd += extra
     host = args.address or "localhost"
     print(f"App: http://{host}:{args.port}/app   API: http://{host}:{args.port}/api/health", flush=True)
     return subprocess.call(cmd, env=os.environ.copy())

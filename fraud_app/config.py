@@ -12,7 +12,13 @@ Variable                        Default
 ``FRAUD_APP_OUTPUT_DIR``        ``<home>/output``
 ``FRAUD_APP_MODELS_DIR``        ``<output>/models``
 ``FRAUD_APP_DATABASE_URL``      ``sqlite:///<output>/fraud_app.sqlite3``
-``FRAUD_APP_API_TOKEN``         unset: POST needs no token
+``FRAUD_APP_API_TOKEN``         unset: the API and the UI need no credential
+                                (set but blank is an error)
+``FRAUD_APP_ALLOWED_HOSTS``     unset: only localhost, 127.0.0.1 and [::1]
+                                (comma-separated ``host`` or ``host:port``)
+``FRAUD_APP_DB_BUSY_TIMEOUT``   ``5`` seconds a write waits for a database lock
+``FRAUD_APP_MAX_BUFFERED_MB``   ``64`` MiB of request bodies buffered at once
+``FRAUD_APP_LOGIN_HOURS``       ``12``: lifetime of the token login cookie
 ``FRAUD_APP_LOG_LEVEL``         ``INFO``
 ``FRAUD_APP_LOG_DIR``           ``<home>/logs``
 ``FRAUD_APP_DATASET``           ``real`` (or ``synthetic`` for the demo mode)
@@ -25,6 +31,7 @@ Variable                        Default
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,6 +66,10 @@ class Settings:
     synthetic_rows: int
     synthetic_fraud_rate: float
     seed: int
+    allowed_hosts: tuple[str, ...] = ()
+    db_busy_timeout_s: float = 5.0
+    max_buffered_bytes: int = 64 * 1024 * 1024
+    login_hours: float = 12.0
 
     @property
     def parquet_path(self) -> Path:
@@ -102,7 +113,9 @@ def _float(name: str, default: float, low: float, high: float) -> float:
 #: Every variable :func:`_read_settings` reads (a test keeps this list complete).
 _VARIABLES = ("FRAUD_APP_HOME", "FRAUD_APP_DATA_DIR", "FRAUD_APP_OUTPUT_DIR", "FRAUD_APP_MODELS_DIR",
               "FRAUD_APP_DATABASE_URL", "FRAUD_APP_API_TOKEN", "FRAUD_APP_LOG_LEVEL", "FRAUD_APP_LOG_DIR",
-              "FRAUD_APP_DATASET", "FRAUD_APP_SYNTHETIC_ROWS", "FRAUD_APP_SYNTHETIC_FRAUD_RATE", "FRAUD_APP_SEED")
+              "FRAUD_APP_DATASET", "FRAUD_APP_SYNTHETIC_ROWS", "FRAUD_APP_SYNTHETIC_FRAUD_RATE", "FRAUD_APP_SEED",
+              "FRAUD_APP_ALLOWED_HOSTS", "FRAUD_APP_DB_BUSY_TIMEOUT", "FRAUD_APP_MAX_BUFFERED_MB",
+              "FRAUD_APP_LOGIN_HOURS")
 _cache: tuple[tuple, Settings] | None = None
 
 
@@ -120,6 +133,37 @@ def get_settings() -> Settings:
     settings = _read_settings()
     _cache = (key, settings)
     return settings
+
+
+def _token() -> str | None:
+    raw = os.environ.get("FRAUD_APP_API_TOKEN")
+    if raw is None:
+        return None
+    if raw.strip() == "":
+        raise ConfigError("FRAUD_APP_API_TOKEN is set but blank: unset it to run without a token, or give it "
+                          "a secret value (an empty token is not 'auth off')")
+    if raw != raw.strip() or any(ch.isspace() or not ch.isprintable() for ch in raw):
+        raise ConfigError("FRAUD_APP_API_TOKEN must not contain spaces or control characters")
+    return raw
+
+
+_HOST = re.compile(r"(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+)(:[0-9]{1,5})?")
+
+
+def _hosts() -> tuple[str, ...]:
+    raw = _env("FRAUD_APP_ALLOWED_HOSTS")
+    if raw is None:
+        return ()
+    hosts = []
+    for item in raw.split(","):
+        item = item.strip().lower()
+        if not item:
+            continue
+        if _HOST.fullmatch(item) is None:
+            raise ConfigError(f"FRAUD_APP_ALLOWED_HOSTS: {item!r} is not a host or host:port "
+                              "(no scheme, no path; e.g. fraud.example.com or fraud.example.com:443)")
+        hosts.append(item)
+    return tuple(hosts)
 
 
 def _read_settings() -> Settings:
@@ -140,11 +184,15 @@ def _read_settings() -> Settings:
         output_dir=output_dir,
         models_dir=models_dir,
         database_url=database_url,
-        api_token=_env("FRAUD_APP_API_TOKEN"),
+        api_token=_token(),
         log_level=log_level,
         log_dir=Path(_env("FRAUD_APP_LOG_DIR") or home / "logs"),
         dataset=dataset,
         synthetic_rows=_int("FRAUD_APP_SYNTHETIC_ROWS", 20_000, 100),
         synthetic_fraud_rate=_float("FRAUD_APP_SYNTHETIC_FRAUD_RATE", 0.01, 0.0, 0.5),
         seed=_int("FRAUD_APP_SEED", 0, 0),
+        allowed_hosts=_hosts(),
+        db_busy_timeout_s=_float("FRAUD_APP_DB_BUSY_TIMEOUT", 5.0, 0.0, 3600.0),
+        max_buffered_bytes=_int("FRAUD_APP_MAX_BUFFERED_MB", 64, 17) * 1024 * 1024,
+        login_hours=_float("FRAUD_APP_LOGIN_HOURS", 12.0, 0.0, 24.0 * 366),
     )

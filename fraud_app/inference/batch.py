@@ -11,7 +11,8 @@ The CSV format
   ``Class``), so that a slice of the data set itself can be uploaded as is. The label is not
   used for scoring and not stored.
 * Any other column is refused, as are duplicated columns, empty or non-numeric cells
-  (``NaN``/``inf`` included), an empty file, and more than :data:`MAX_BATCH_ROWS` rows.
+  (``NaN``/``inf`` included), a negative ``amount``, a value beyond the float32 range the
+  models compute in, an empty file, and more than :data:`MAX_BATCH_ROWS` rows.
 
 Every problem is reported in one pass in a :class:`BatchFileError`: header problems *and* bad
 cells, naming the columns and the row numbers (row 1 is the first transaction below the header;
@@ -35,7 +36,7 @@ import pandas as pd
 from fraud_app.data import KAGGLE_COLUMNS, MODEL_FEATURES, TARGET
 from fraud_app.data.schema import TIME
 from fraud_app.inference.service import score_and_save
-from fraud_app.inference.validation import MAX_BATCH, PredictionInputError
+from fraud_app.inference.validation import FEATURE_LIMIT, MAX_BATCH, MIN_AMOUNT, PredictionInputError, feature_bounds
 
 log = logging.getLogger(__name__)
 
@@ -253,13 +254,26 @@ def parse_batch_csv(data: bytes | str, *, max_rows: int = MAX_BATCH_ROWS,
             values = [str(cells.iat[int(p)]) for p in positions[:MAX_ROWS_LISTED]]
             cell_problems.append(f"column {column} has non-numeric value(s) in "
                                  f"{_rows_text([rows[int(p)] for p in positions], values)}")
+        else:
+            low, high = feature_bounds(column)
+            out = (numbers < low) | (numbers > high)
+            if out.any():
+                bad_columns.append(column)
+                bad_cells += int(out.sum())
+                positions = np.flatnonzero(out)
+                values = [str(cells.iat[int(p)]) for p in positions[:MAX_ROWS_LISTED]]
+                rule = (f"amounts must be {MIN_AMOUNT:g} or more (refunds and reversals are not scored)"
+                        if column == "amount" and (numbers < low).any()
+                        else f"values must lie within +/-{FEATURE_LIMIT!r}")
+                cell_problems.append(f"column {column} is out of range in "
+                                     f"{_rows_text([rows[int(p)] for p in positions], values)}: {rule}")
         columns[column] = numbers
     if cell_problems:
         culprits.append(bad_columns[0])
         if len(cell_problems) > MAX_COLUMNS_LISTED:
             rest = bad_columns[MAX_COLUMNS_LISTED:]
             cell_problems = [*cell_problems[:MAX_COLUMNS_LISTED],
-                             f"and {len(rest)} more column(s) with non-numeric values: {', '.join(rest)}"]
+                             f"and {len(rest)} more column(s) with bad values: {', '.join(rest)}"]
         problems.extend(cell_problems)
     if problems:
         total = len(problems) - (1 if len(bad_columns) > MAX_COLUMNS_LISTED else 0) \

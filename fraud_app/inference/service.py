@@ -26,6 +26,8 @@ from fraud_app.data import MODEL_FEATURES
 from fraud_app.inference.validation import (
     MAX_BATCH,
     PredictionInputError,
+    check_value,
+    feature_bounds,
     parse_request,
     row_to_array,
     transactions_to_array,
@@ -38,7 +40,8 @@ from fraud_app.models import (
     load_model,
     validate_model_name,
 )
-from fraud_app.models.store import ACTIVE_FILE, METADATA_FILE, read_metadata
+from fraud_app.models.errors import ModelLoadError
+from fraud_app.models.store import ACTIVE_FILE, METADATA_FILE, read_metadata, warn_once
 from fraud_app.storage import SOURCES, insert_predictions
 
 log = logging.getLogger(__name__)
@@ -97,17 +100,21 @@ class _ModelCache:
         self._lock = threading.RLock()
         self._pid = os.getpid()
         self._entries: dict[str, _Entry] = {}
+        #: Models that failed to load, with the signature they failed at: not retried until it changes.
+        self._failed: dict[str, tuple[tuple, ModelLoadError]] = {}
         self._active: tuple[tuple, str | None, float] | None = None
 
     def _check_pid(self) -> None:
         if self._pid != os.getpid():  # forked: never share native model state with the parent
             self._entries.clear()
+            self._failed.clear()
             self._active = None
             self._pid = os.getpid()
 
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._failed.clear()
             self._active = None
 
     def active_name(self) -> str | None:
@@ -143,11 +150,26 @@ class _ModelCache:
                 if read_metadata(name).get("version") == entry.model.version:
                     entry.checked = now
                     return entry.model
-            model = load_model(name)
-            _warm_up(model)
+            failed = self._failed.get(name)
+            if failed is not None and failed[0] == signature:
+                raise failed[1]
+            try:
+                model = load_model(name)
+                _warm_up(model)
+            except ModelLoadError as exc:
+                error = ModelLoadError(f"model {name!r} cannot be loaded: {_strip_name(str(exc), name)}")
+                self._failed[name] = (signature, error)
+                warn_once(os.path.dirname(meta_path), str(exc))
+                raise error from None
+            self._failed.pop(name, None)
             self._entries[name] = _Entry(model, signature, time.monotonic())
             log.info("loaded model %r version %s", name, model.version)
             return model
+
+
+def _strip_name(message: str, name: str) -> str:
+    prefix = f"model {name!r}: "
+    return message[len(prefix):] if message.startswith(prefix) else message
 
 
 def _warm_up(model: FraudModel) -> None:
@@ -252,6 +274,12 @@ def _frame_to_array(frame: pd.DataFrame, max_rows: int) -> np.ndarray:
         row, col = (int(i) for i in np.argwhere(bad)[0])
         raise PredictionInputError(f"transactions[{row}].{MODEL_FEATURES[col]} must be a finite number",
                                    f"transactions[{row}].{MODEL_FEATURES[col]}")
+    low = np.array([feature_bounds(name)[0] for name in MODEL_FEATURES])
+    high = np.array([feature_bounds(name)[1] for name in MODEL_FEATURES])
+    out = (values < low) | (values > high)
+    if out.any():
+        row, col = (int(i) for i in np.argwhere(out)[0])
+        check_value(MODEL_FEATURES[col], float(values[row, col]), f"transactions[{row}].")
     return values
 
 
@@ -285,8 +313,13 @@ def score_array(values: np.ndarray, model: str | None = None) -> tuple[FraudMode
     return fitted, scores, scores >= fitted.threshold
 
 
-def save_scores(fitted: FraudModel, values: np.ndarray, scores: np.ndarray, source: str) -> list[dict[str, Any]]:
-    """Store scored rows in one transaction and return them as stored."""
+def save_scores(fitted: FraudModel, values: np.ndarray, scores: np.ndarray, source: str,
+                deadline: float | None = None) -> list[dict[str, Any]]:
+    """Store scored rows in one transaction and return them as stored.
+
+    ``deadline`` (``time.monotonic()``): give up waiting for a database lock then (see
+    :func:`fraud_app.storage.insert_predictions`); default: now plus the busy timeout.
+    """
     threshold = float(fitted.threshold)
     rows = [
         {
@@ -300,7 +333,7 @@ def save_scores(fitted: FraudModel, values: np.ndarray, scores: np.ndarray, sour
         }
         for row, score in zip(values.tolist(), scores.tolist(), strict=True)
     ]
-    return insert_predictions(rows)
+    return insert_predictions(rows, deadline=deadline)
 
 
 def score_and_save(transactions: Mapping | Sequence[Mapping] | pd.DataFrame, model: str | None = None,

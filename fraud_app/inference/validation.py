@@ -13,10 +13,37 @@ from fraud_app.data import MODEL_FEATURES
 
 #: The most transactions one request may score.
 MAX_BATCH = 10_000
+#: The largest magnitude a model input may have: the models compute in float32 (scikit-learn's
+#: trees cast to it), so a finite float64 beyond this would overflow to inf inside the model.
+FEATURE_LIMIT = float(np.finfo(np.float32).max)
+#: The smallest accepted ``amount``: a card payment is never negative (a refund or reversal is
+#: another kind of record, which these models were not trained on).
+MIN_AMOUNT = 0.0
 
 _FEATURE_SET = frozenset(MODEL_FEATURES)
 _N_FEATURES = len(MODEL_FEATURES)
 _FEATURE_INDEX = {name: i for i, name in enumerate(MODEL_FEATURES)}
+_AMOUNT_INDEX = _FEATURE_INDEX["amount"]
+
+
+def feature_bounds(name: str) -> tuple[float, float]:
+    """The accepted ``(minimum, maximum)`` of one model input (both inclusive)."""
+    return (MIN_AMOUNT if name == "amount" else -FEATURE_LIMIT), FEATURE_LIMIT
+
+
+def check_value(name: str, number: float, where: str = "") -> None:
+    """Raise :class:`PredictionInputError` unless ``number`` is an accepted value of input ``name``."""
+    if not math.isfinite(number):
+        raise PredictionInputError(f"{where}{name} must be a finite number, got {number!r}", f"{where}{name}")
+    low, high = feature_bounds(name)
+    if not low <= number <= high:
+        if name == "amount" and number < MIN_AMOUNT:
+            raise PredictionInputError(
+                f"{where}amount must be 0 or more (a card payment in euros), got {number!r}; refunds and "
+                "reversals are not scored", f"{where}amount")
+        raise PredictionInputError(
+            f"{where}{name} is out of range: {number!r}; model inputs must lie within +/-{FEATURE_LIMIT!r} "
+            "(the float32 range the models compute in)", f"{where}{name}")
 
 
 class PredictionInputError(ValueError):
@@ -70,7 +97,9 @@ def row_to_array(row: Any, out: np.ndarray, index: int | None = None, *, allow_m
             except OverflowError:
                 pass
             else:
-                if math.isfinite(sum(values)):  # any NaN/inf (or an overflowing sum) takes the slow path
+                # any NaN/inf, a value beyond float32 or a negative amount takes the slow path
+                if math.isfinite(sum(values)) and out[_AMOUNT_INDEX] >= MIN_AMOUNT \
+                        and float(np.abs(out).max()) <= FEATURE_LIMIT:
                     return
     where = _prefix(index)
     if not isinstance(row, Mapping):
@@ -108,6 +137,7 @@ def row_to_array(row: Any, out: np.ndarray, index: int | None = None, *, allow_m
             raise PredictionInputError(f"{where}{name} must be a number, got {_describe(value)}", f"{where}{name}")
         if not math.isfinite(number):
             raise PredictionInputError(f"{where}{name} must be a finite number, got {value!r}", f"{where}{name}")
+        check_value(name, number, where)
         out[position] = number
 
 

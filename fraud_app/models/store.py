@@ -208,12 +208,22 @@ def read_metadata(name: str) -> dict[str, Any]:
     return _read_metadata(name)[1]
 
 
-def list_models() -> list[dict[str, Any]]:
-    """Metadata of every saved model, newest first. Unreadable folders are skipped (and logged)."""
+_warned: set[tuple[str, str]] = set()
+
+
+def warn_once(folder: Path | str, reason: str) -> None:
+    """Log ``reason`` about a bad model folder once per process (not on every listing or request)."""
+    key = (str(folder), reason)
+    if key not in _warned:
+        _warned.add(key)
+        log.warning("model folder %s cannot be used: %s", folder, reason)
+
+
+def _scan() -> tuple[list[dict[str, Any]], list[dict[str, str]]]:
     root = models_dir()
     if not root.is_dir():
-        return []
-    found = []
+        return [], []
+    found, invalid = [], []
     for child in root.iterdir():
         if not child.is_dir() or NAME_PATTERN.fullmatch(child.name) is None:
             continue
@@ -221,13 +231,25 @@ def list_models() -> list[dict[str, Any]]:
             meta = _read_metadata(child.name)[1]
         except ModelNotFoundError:
             continue
-        except ModelLoadError as exc:
-            log.warning("skipping model folder %s: %s", child, exc)
+        except (ModelLoadError, InvalidModelNameError) as exc:  # e.g. a symlink pointing outside the folder
+            warn_once(child, str(exc))
+            invalid.append({"name": child.name, "reason": str(exc)})
             continue
         meta["name"] = child.name
         found.append(meta)
     found.sort(key=lambda m: (str(m.get("saved_at") or ""), m["name"]), reverse=True)
-    return found
+    invalid.sort(key=lambda m: m["name"])
+    return found, invalid
+
+
+def list_models() -> list[dict[str, Any]]:
+    """Metadata of every saved model, newest first. Unusable folders are skipped (and logged once)."""
+    return _scan()[0]
+
+
+def list_invalid_models() -> list[dict[str, str]]:
+    """Folders in the models folder that look like models but cannot be used: ``name`` and ``reason``."""
+    return _scan()[1]
 
 
 def model_exists(name: str) -> bool:
@@ -293,14 +315,19 @@ def set_active_model(name: str) -> None:
 def get_active_model_name() -> str | None:
     """The explicitly active model if it still exists, else the newest saved model, else None."""
     active = _read_active()
-    if active is not None and model_exists(active):
+    try:
+        usable = active is not None and model_exists(active)
+    except InvalidModelNameError:  # the pinned folder became a link outside the models folder
+        usable = False
+    if usable:
         return active
     models = list_models()
     return models[0]["name"] if models else None
 
 
 __all__ = [
-    "ACTIVE_FILE", "METADATA_FILE", "NAME_PATTERN", "delete_model", "get_active_model_name", "list_models",
+    "ACTIVE_FILE", "METADATA_FILE", "NAME_PATTERN", "delete_model", "get_active_model_name", "list_invalid_models",
+    "list_models",
     "load_model", "model_exists", "model_path", "models_dir", "read_metadata", "save_model",
-    "set_active_model", "update_threshold", "validate_model_name",
+    "set_active_model", "update_threshold", "validate_model_name", "warn_once",
 ]

@@ -9,19 +9,22 @@ from fraud_app.storage.engine import database_url, dispose_engines, get_engine, 
 from fraud_app.storage.repository import (
     PREDICTION_FIELDS,
     TRAINING_RUN_FIELDS,
+    DatabaseBusyError,
     count_predictions,
     get_prediction,
     insert_predictions,
     list_predictions,
     list_training_runs,
+    probe_database,
     record_training_run,
     to_jsonable,
+    write_wait_seconds,
 )
 from fraud_app.storage.tables import SOURCES, metadata, predictions, training_runs
 
 __all__ = [
-    "PREDICTION_FIELDS", "SOURCES", "TRAINING_RUN_FIELDS",
+    "PREDICTION_FIELDS", "SOURCES", "TRAINING_RUN_FIELDS", "DatabaseBusyError",
     "count_predictions", "database_url", "dispose_engines", "get_engine", "get_prediction", "init_db",
     "insert_predictions", "list_predictions", "list_training_runs", "metadata", "predictions",
-    "record_training_run", "to_jsonable", "training_runs",
+    "probe_database", "record_training_run", "to_jsonable", "training_runs", "write_wait_seconds",
 ]

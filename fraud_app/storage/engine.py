@@ -5,7 +5,7 @@ The engine is keyed by ``(os.getpid(), url)``. A process forked by
 its own pid, disposes the inherited ones without closing their sockets (they
 belong to the parent) and creates its own.
 
-SQLite gets write-ahead logging, a busy timeout, ``synchronous=NORMAL`` (durable
+SQLite gets write-ahead logging, a bounded busy timeout (PostgreSQL a ``lock_timeout``), ``synchronous=NORMAL`` (durable
 against a crash of the process; only a power loss can drop the last commits)
 and foreign keys, set on every new connection. The folder of the SQLite file is
 created on first use.
@@ -25,8 +25,12 @@ from fraud_app.config import get_settings
 
 log = logging.getLogger(__name__)
 
-#: Milliseconds a SQLite connection waits for a lock held by another writer.
-SQLITE_BUSY_TIMEOUT_MS = 30_000
+def busy_timeout_ms() -> int:
+    """Milliseconds a write waits for a lock held by another writer (``FRAUD_APP_DB_BUSY_TIMEOUT``, default 5 s).
+
+    Past it the write fails (nothing is written) and the API answers 503 with ``Retry-After``.
+    """
+    return int(round(get_settings().db_busy_timeout_s * 1000))
 
 _lock = threading.RLock()
 _engines: dict[tuple[int, str], Engine] = {}
@@ -48,10 +52,10 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
-def _on_sqlite_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-API objects
+def _on_sqlite_connect(dbapi_connection, _record, timeout_ms: int) -> None:  # noqa: ANN001 - DB-API objects
     cursor = dbapi_connection.cursor()
     try:
-        cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
         cursor.execute("PRAGMA synchronous = NORMAL")
         cursor.execute("PRAGMA foreign_keys = ON")
@@ -59,15 +63,22 @@ def _on_sqlite_connect(dbapi_connection, _record) -> None:  # noqa: ANN001 - DB-
         cursor.close()
 
 
+def _on_postgres_connect(dbapi_connection, _record, timeout_ms: int) -> None:  # noqa: ANN001
+    with dbapi_connection.cursor() as cursor:
+        cursor.execute(f"SET lock_timeout = {int(timeout_ms)}")
+    dbapi_connection.commit()
+
+
 def _create(url: str) -> Engine:
     parsed = make_url(url)
+    timeout_ms = busy_timeout_ms()
     backend = parsed.get_backend_name()
     kwargs: dict = {"future": True}
     if backend == "sqlite":
         path = _sqlite_file(url)
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
-        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000, "check_same_thread": False}
+        kwargs["connect_args"] = {"timeout": timeout_ms / 1000, "check_same_thread": False}
         kwargs["pool_size"] = 8
         kwargs["max_overflow"] = 16
     else:
@@ -76,7 +87,9 @@ def _create(url: str) -> Engine:
         kwargs["max_overflow"] = 8
     engine = create_engine(url, **kwargs)
     if backend == "sqlite":
-        event.listen(engine, "connect", _on_sqlite_connect)
+        event.listen(engine, "connect", lambda conn, record: _on_sqlite_connect(conn, record, timeout_ms))
+    elif backend == "postgresql":
+        event.listen(engine, "connect", lambda conn, record: _on_postgres_connect(conn, record, timeout_ms))
     log.debug("created engine for %s in pid %s", engine.url.render_as_string(hide_password=True), os.getpid())
     return engine
 

@@ -7,14 +7,16 @@ import logging
 import math
 import os
 import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select
+from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy.exc import DBAPIError, OperationalError
 
-from fraud_app.storage.engine import get_engine
+from fraud_app.storage.engine import busy_timeout_ms, get_engine
 from fraud_app.storage.tables import SOURCES, predictions, training_runs
 
 log = logging.getLogger(__name__)
@@ -23,6 +25,19 @@ log = logging.getLogger(__name__)
 PREDICTION_FIELDS = ("id", "created_at", "model", "model_version", "fraud_probability", "is_fraud",
                      "threshold", "source", "features")
 TRAINING_RUN_FIELDS = ("id", "created_at", "model", "kind", "params", "metrics", "saved", "duration_s")
+
+
+class DatabaseBusyError(RuntimeError):
+    """A write waited the whole busy timeout for a lock held by someone else; nothing was written."""
+
+
+def is_busy_error(exc: BaseException) -> bool:
+    """True for a lock/busy timeout (SQLite "database is locked", PostgreSQL lock_not_available)."""
+    if not isinstance(exc, DBAPIError):
+        return False
+    orig = exc.orig
+    return (isinstance(exc, OperationalError) and "locked" in str(orig).lower()) \
+        or getattr(orig, "sqlstate", None) == "55P03"
 
 
 def utcnow() -> datetime:
@@ -74,6 +89,8 @@ _INSERT_PREDICTION = insert(predictions).returning(predictions.c.id, sort_by_par
 @dataclass
 class _WriteJob:
     values: list[dict[str, Any]]
+    #: ``time.monotonic()`` by which the write must be done or given up (nothing written).
+    deadline: float = 0.0
     ids: list[int] | None = None
     error: BaseException | None = None
     done: bool = False
@@ -99,6 +116,8 @@ class _GroupWriter:
         # Only the current leader writes, so one connection is kept for writing: no pool
         # checkout/checkin per transaction. Dropped after any error, reopened on the next write.
         self._conn: Connection | None = None
+        #: ``time.monotonic()`` when the write in progress started, or None.
+        self.writing_since: float | None = None
 
     def close(self) -> None:
         """Return the write connection to the pool (tests, shutdown)."""
@@ -107,8 +126,11 @@ class _GroupWriter:
         if conn is not None:
             conn.close()
 
-    def write(self, values: list[dict[str, Any]]) -> list[int]:
-        job = _WriteJob(values)
+    def write(self, values: list[dict[str, Any]], deadline: float | None = None) -> list[int]:
+        """Write ``values`` in one transaction (maybe shared); give up at ``deadline`` (default: now + the
+        busy timeout) whether the time went on waiting for this process's other writes or for a lock."""
+        now = time.monotonic()
+        job = _WriteJob(values, deadline if deadline is not None else now + busy_timeout_ms() / 1000)
         group: list[_WriteJob] = []
         with self._cv:
             self._pending.append(job)
@@ -117,11 +139,21 @@ class _GroupWriter:
                     self._busy = True
                     group, self._pending = self._pending, []
                     break
-                self._cv.wait()
+                remaining = job.deadline - time.monotonic()
+                if remaining <= 0:
+                    if job in self._pending:  # not taken by a leader yet: give up, nothing written
+                        self._pending.remove(job)
+                        raise DatabaseBusyError(
+                            f"the database stayed busy for {busy_timeout_ms() / 1000:g} s (another writer holds "
+                            "its lock); nothing was written")
+                    remaining = 0.05  # a leader is writing it: that write ends by this job's deadline
+                self._cv.wait(remaining)
         if group:
+            self.writing_since = time.monotonic()
             try:
                 self._flush(group)
             finally:
+                self.writing_since = None
                 with self._cv:
                     for member in group:
                         if member.ids is None and member.error is None:
@@ -134,34 +166,58 @@ class _GroupWriter:
         assert job.ids is not None
         return job.ids
 
-    def _insert(self, values: list[dict[str, Any]]) -> list[int]:
+    def _insert(self, values: list[dict[str, Any]], timeout_ms: int | None = None) -> list[int]:
         conn = self._conn
         if conn is None or conn.closed or conn.invalidated:
             conn = self._conn = self.engine.connect()
+        dialect = self.engine.dialect.name
         try:
+            if timeout_ms is not None and dialect == "sqlite":  # what is left of the callers' deadlines
+                conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeout_ms)}")
+                conn.commit()  # ends the autobegun (empty) transaction; the pragma stays on the connection
             with conn.begin():
+                if timeout_ms is not None and dialect == "postgresql":
+                    conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
                 if len(values) == 1:
                     return [conn.execute(_INSERT_PREDICTION, values[0]).scalar_one()]
                 return list(conn.execute(_INSERT_PREDICTION, values).scalars().all())
-        except BaseException:
+        except BaseException as exc:
             self._conn = None
             conn.close()
+            if is_busy_error(exc):
+                raise DatabaseBusyError(f"the database is locked by another writer (waited up to "
+                                        f"{busy_timeout_ms() / 1000:g} s); nothing was written") from exc
             raise
 
     def _flush(self, group: list[_WriteJob]) -> None:
+        now = time.monotonic()
+        late = [member for member in group if member.deadline <= now]
+        for member in late:
+            member.error = DatabaseBusyError(
+                f"the database stayed busy for {busy_timeout_ms() / 1000:g} s (another writer holds its lock); "
+                "nothing was written")
+        group = [member for member in group if member.deadline > now]
+        if not group:
+            return
+        timeout_ms = max(1, int((min(member.deadline for member in group) - now) * 1000))
         if len(group) == 1:
             try:
-                group[0].ids = self._insert(group[0].values)
+                group[0].ids = self._insert(group[0].values, timeout_ms)
             except Exception as exc:
                 group[0].error = exc
             return
         try:
-            ids = self._insert([v for member in group for v in member.values])
+            ids = self._insert([v for member in group for v in member.values], timeout_ms)
+        except DatabaseBusyError as exc:  # retrying one by one would wait the busy timeout once per caller
+            for member in group:
+                member.error = exc
+            return
         except Exception:
             log.debug("grouped insert of %d jobs failed; retrying one transaction each", len(group))
             for member in group:
                 try:
-                    member.ids = self._insert(member.values)
+                    member.ids = self._insert(member.values,
+                                              max(1, int((member.deadline - time.monotonic()) * 1000)))
                 except Exception as exc:
                     member.error = exc
             return
@@ -186,6 +242,21 @@ def _writer(engine: Engine) -> _GroupWriter:
     return writer
 
 
+def write_wait_seconds() -> float:
+    """How long this process's oldest write in progress has been running (0 when none is)."""
+    now = time.monotonic()
+    pid = os.getpid()
+    waits = [now - w.writing_since for (p, _), w in list(_writers.items())
+             if p == pid and w.writing_since is not None]
+    return max(waits, default=0.0)
+
+
+def probe_database() -> None:
+    """Run a trivial query (raises when the database cannot be reached)."""
+    with get_engine().connect() as conn:
+        conn.execute(text("SELECT 1")).scalar_one()
+
+
 def close_writers() -> None:
     """Release this process's write connections; forget writers inherited through a fork."""
     with _writers_lock:
@@ -196,13 +267,15 @@ def close_writers() -> None:
             writer.close()
 
 
-def insert_predictions(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+def insert_predictions(rows: Sequence[Mapping[str, Any]], deadline: float | None = None) -> list[dict[str, Any]]:
     """Insert prediction rows in ONE transaction (all or none) and return them as stored.
 
     Each row needs ``model``, ``model_version``, ``features`` (dict), ``fraud_probability``,
     ``is_fraud``, ``threshold`` and ``source``; ``created_at`` defaults to now (UTC).
     Concurrent calls may share a transaction (group commit) but each call's rows are
-    saved all together or not at all.
+    saved all together or not at all. The call waits for database locks (and for this process's
+    other writes) until ``deadline`` (a ``time.monotonic()`` value; default: now plus
+    ``FRAUD_APP_DB_BUSY_TIMEOUT``), then raises :class:`DatabaseBusyError`, having written nothing.
     """
     if not rows:
         return []
@@ -222,7 +295,7 @@ def insert_predictions(rows: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]
             "threshold": float(row["threshold"]),
             "source": source,
         })
-    ids = _writer(get_engine()).write(values)
+    ids = _writer(get_engine()).write(values, deadline)
     return [_prediction_dict({**value, "id": id_}) for value, id_ in zip(values, ids, strict=True)]
 
 

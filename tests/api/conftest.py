@@ -170,6 +170,46 @@ class ApiClient:
     def post(self, path: str, body: Any = None, **kwargs: Any) -> Response:
         return self.call("POST", path, body, **kwargs)
 
+    def settled_health(self, timeout: float = 60, **kwargs: Any) -> dict:
+        """``/api/health`` once the data set and the active model are loaded (it never waits for them)."""
+        import time
+
+        deadline = time.monotonic() + timeout
+        while True:
+            payload = self.get("/api/health", **kwargs).json
+            if payload.get("status") == "ok" and payload.get("model") is not None or time.monotonic() > deadline:
+                return payload
+            time.sleep(0.2)
+
+
+def raw_request(client: ApiClient, method: str, path: str, headers: dict[str, str], body: bytes = b"",
+                timeout: float = 10) -> tuple[int, dict[str, str], bytes]:
+    """Send a request's head (and ``body``, possibly shorter than its Content-Length) on a raw socket and
+    read the answer, without ever sending the rest: what a refused client sees before uploading."""
+    import socket
+
+    head = f"{method} {path} HTTP/1.1\r\nHost: {client.host}:{client.port}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+    with socket.create_connection((client.host, client.port), timeout=timeout) as sock:
+        sock.sendall(head.encode("latin-1") + body)
+        data = b""
+        while b"\r\n\r\n" not in data:
+            part = sock.recv(65536)
+            if not part:
+                break
+            data += part
+        head_bytes, _, rest = data.partition(b"\r\n\r\n")
+        lines = head_bytes.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        got = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+        length = int(got.get("content-length", "0"))
+        while len(rest) < length:
+            part = sock.recv(65536)
+            if not part:
+                break
+            rest += part
+    return status, got, rest
+
 
 class InProcessServer:
     """``tornado.web.Application(ROUTES)`` on a free loopback port in a daemon thread."""

@@ -56,7 +56,7 @@ def test_sqlite_pragmas_and_parent_folder(app_env, monkeypatch, database):
     assert path.parent.is_dir() and path.exists()
     with engine.connect() as conn:
         assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
-        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 30000
+        assert conn.execute(text("PRAGMA busy_timeout")).scalar() == 5000  # FRAUD_APP_DB_BUSY_TIMEOUT default
         assert conn.execute(text("PRAGMA foreign_keys")).scalar() == 1
         assert conn.execute(text("PRAGMA synchronous")).scalar() == 1  # NORMAL
 
@@ -171,3 +171,47 @@ def test_several_processes_write_concurrently(database):
     assert [p.wait(timeout=120) for p in procs] == [0, 0, 0, 0]
     assert storage.count_predictions() == 160
 
+
+
+def test_writers_give_up_at_their_deadline_when_the_database_is_locked(database, monkeypatch):
+    """Another connection holds the lock: every concurrent writer fails with DatabaseBusyError by its
+    deadline (queued behind this process's other writes or not), and nothing is written."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from sqlalchemy import create_engine
+
+    monkeypatch.setenv("FRAUD_APP_DB_BUSY_TIMEOUT", "0.6")
+    storage.insert_predictions([_row(0)])
+    holder_engine = create_engine(database.url)
+    holder = holder_engine.connect()
+    transaction = holder.begin()
+    if database.kind == "sqlite":
+        holder.exec_driver_sql("DELETE FROM predictions WHERE id < 0")  # takes SQLite's write lock
+    else:
+        holder.exec_driver_sql("LOCK TABLE predictions IN EXCLUSIVE MODE")
+    outcomes, lock = [], threading.Lock()
+
+    def write(i: int) -> None:
+        started = time.monotonic()
+        try:
+            storage.insert_predictions([_row(i), _row(i + 100)])
+            outcome = "written"
+        except storage.DatabaseBusyError:
+            outcome = "busy"
+        with lock:
+            outcomes.append((outcome, time.monotonic() - started))
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            list(pool.map(write, range(1, 9)))
+    finally:
+        transaction.rollback()
+        holder.close()
+        holder_engine.dispose()
+    assert [o for o, _ in outcomes] == ["busy"] * 8
+    assert max(t for _, t in outcomes) < 0.6 + 1.0, outcomes
+    assert storage.count_predictions() == 1
+    storage.insert_predictions([_row(50)])
+    assert storage.count_predictions() == 2

@@ -175,7 +175,7 @@ def test_many_bad_cells_are_summarised() -> None:
     text = str(info.value)
     assert "column feature1 has non-numeric value(s) in rows 1 ('?'), 2 ('?'), 3 ('?'), 4 ('?'), 5 ('?') " \
            "and 15 more" in text
-    assert "and 21 more column(s) with non-numeric values" in text
+    assert "and 21 more column(s) with bad values" in text
     assert info.value.field == "feature1"
 
 
