@@ -73,6 +73,20 @@ ROWS: list[Row] = [
         lambda d: f"{d['rss']['growth_per_open_session_mb']:.1f} MB; {d['rss']['after_vs_first']:.2f}× the first",
         "≤ 15 MB; ≤ 1.10×",
         lambda d: d["rss"]["growth_per_open_session_mb"] <= 15 and d["rss"]["after_vs_first"] <= 1.10),
+    # -- hostile clients (issue #8) --
+    Row("RSS after 3 rounds of 40 aborted 16 MiB uploads, +30 s (no token / token)", "security.json",
+        lambda d: f"+{d['aborted_uploads']['without_token']['growth_mb']:.1f} MB / "
+                  f"+{d['aborted_uploads']['with_token']['growth_mb']:.1f} MB",
+        "≤ +100 MB", lambda d: max(d["aborted_uploads"]["without_token"]["growth_mb"],
+                                   d["aborted_uploads"]["with_token"]["growth_mb"]) <= 100),
+    Row("`/api/health` while another process holds SQLite's write lock 12 s (p99)", "security.json",
+        lambda d: f"{_ms(d['database_lock']['health_p99_ms'])}; writes 503 after ≤ "
+                  f"{d['database_lock']['write_503_latency_max_s']:.2f} s",
+        "< 200 ms", lambda d: d["database_lock"]["health_p99_ms"] < 200),
+    Row("`POST /api/predictions` p99 while 4 Chromium pages reload `/app`", "security.json",
+        lambda d: f"{_ms(d['page_loads']['post_under_page_loads']['p99_ms'])} "
+                  f"(alone: {_ms(d['page_loads']['post_alone']['p99_ms'])})",
+        "report", lambda d: None),
     # -- EDA --
     Row("EDA summary, cold compute (first call of a process)", "eda.json",
         lambda d: f"{d['cold_first_s']:.2f} s", "≤ 2 s", lambda d: d["cold_first_s"] <= 2),
