@@ -208,10 +208,11 @@ def test_the_selector_defaults_to_the_active_model_and_refreshes_on_models_chang
     assert list_predictions(limit=1)[0]["model"] == "challenger"
 
 
-def test_a_new_section_picks_the_newest_model_when_none_is_active(fitted_baseline: FraudModel, app_env) -> None:
+def test_a_new_section_picks_the_store_active_model(fitted_baseline: FraudModel, app_env) -> None:
+    # Issue 16 item 1 (store rule): the first saved model is pinned as active; a later save does not move it.
     fitted_baseline.save("older")
     fitted_baseline.save("newer")
-    assert InferenceSection(state=AppState()).model_name == "newer"
+    assert InferenceSection(state=AppState()).model_name == "older"
 
 
 def test_a_failing_prediction_is_notified_and_the_busy_state_resets(
