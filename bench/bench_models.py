@@ -113,6 +113,22 @@ def time_lightgbm_fit(frame, repeats: int) -> dict:
     return out
 
 
+def _update_timing(args: argparse.Namespace, frame, argv: list[str] | None) -> int:
+    import json
+
+    from fraud_app.models.jsonutil import write_json_atomic
+
+    report = json.loads(args.out.read_text())
+    timing = time_lightgbm_fit(frame, max(1, args.fit_repeats))
+    timing["command"] = "python -m bench.bench_models " + " ".join(argv if argv is not None else sys.argv[1:])
+    for part in [report] + ([report["time_split"]] if "time_split" in report else []):
+        part["lightgbm_fit_timing"] = timing
+        part["targets"] = check_targets(part)
+    write_json_atomic(args.out, report)
+    print(f"updated the LightGBM fit timing in {args.out}")
+    return 0
+
+
 def _run_split(path: Path, kinds: list[str], seeds: list[int], split: str, folds: int) -> dict:
     """One split's benchmark in a worker process (reads the data itself)."""
     from fraud_app.data import fingerprint, read_transactions_file
@@ -139,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-repeats", type=int, default=1,
                         help="timed LightGBM fits on the seed-0 80 %% before the protocol (0 = skip)")
     parser.add_argument("--out", type=Path, default=RESULTS / "models.json", help="where to write the JSON result")
+    parser.add_argument("--timing-only", action="store_true",
+                        help="only time the LightGBM fits (--fit-repeats times) and update them and the targets "
+                             "in an existing --out file (e.g. later, on a quieter machine)")
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"{args.data} not found; run `python -m fraud_app data fetch` first", file=sys.stderr)
@@ -156,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     frame = read_transactions_file(args.data)
     frame.attrs["source"] = str(args.data)
     frame.attrs["fingerprint"] = fingerprint(frame)
+    if args.timing_only:
+        return _update_timing(args, frame, argv)
     load_before = [round(x, 2) for x in os.getloadavg()]
     print(f"{len(frame):,} rows, {int(frame['is_fraud'].sum())} frauds; seeds {seeds}; load average {load_before}",
           flush=True)

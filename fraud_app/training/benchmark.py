@@ -84,7 +84,7 @@ def run_benchmark(frame: pd.DataFrame, kinds: Sequence[str] = DEFAULT_KINDS,
             run = {"kind": kind, "seed": seed, "split": split, "fit_seconds": result.fit_seconds,
                    **{k: m[k] for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "brier", "log_loss",
                                         "ece", "threshold", "confusion_matrix", "n_test", "n_test_fraud")},
-                   "n_train": result.n_train, "fit_info": result.model.fit_info}
+                   "n_train": result.n_train, "reliability": result.reliability, "fit_info": result.model.fit_info}
             runs.append(run)
             if echo:
                 echo(f"{split:<6} seed {seed}  {kind:<14} F1 {m['f1']:.3f}  P {m['precision']:.3f}  "

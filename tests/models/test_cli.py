@@ -64,6 +64,8 @@ def test_evaluate_runs_the_benchmark_and_writes_json(tmp_path, capsys):
     assert report["seeds"] == [0, 1] and len(report["runs"]) == 2 and report["split"] == "random"
     assert report["time_split"]["split"] == "time" and len(report["time_split"]["runs"]) == 2
     assert report["threshold_method"] == "oof" and report["folds"] == 3
+    run = report["runs"][0]
+    assert run["brier"] is not None and sum(run["reliability"]["count"]) == run["n_test"]
     assert set(report["summary"]["decision_tree"]) >= {"f1", "precision", "recall", "pr_auc", "fit_seconds"}
     assert main(["evaluate", "--models", "svm"]) == 1
     assert main(["evaluate", "--seeds", "a-b"]) == 1
