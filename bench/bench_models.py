@@ -57,7 +57,10 @@ def check_targets(report: dict) -> dict:
         "pr_auc_at_least_0.87": summary[best]["pr_auc"]["mean"] >= TARGET_PR_AUC,
     }
     if "aggregator" in summary:
-        members = {m["kind"] if isinstance(m, dict) else m for m in summary["aggregator"]["params"]["members"]}
+        from fraud_app.models import create
+
+        specs = create("aggregator", **summary["aggregator"]["params"]).params["members"]
+        members = {m["kind"] for m in specs}
         member_f1 = max(summary[k]["f1"]["mean"] for k in members if k in summary) if members & set(summary) else None
         checks["aggregator_mean_f1"] = summary["aggregator"]["f1"]["mean"]
         checks["aggregator_best_member_mean_f1"] = member_f1
@@ -196,6 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     for split in splits:
         reports[split]["parallel_splits"] = bool(args.parallel and len(splits) > 1)
         reports[split]["lightgbm_fit_timing"] = timing
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(args.out, {**reports[splits[0]], **({"time_split": reports["time"]} if len(splits) == 2 else {})})
+    for split in splits:
         reports[split]["targets"] = check_targets(reports[split])
     report = dict(reports[splits[0]])
     if len(splits) == 2:
