@@ -4,8 +4,11 @@ Sub-commands
 ------------
 data fetch [--from PATH] [--force]   fetch, verify and convert the real data set
 data info                            rows, frauds, fraud rate, time span, memory
-train --model KIND --name NAME       train one model and print its metrics
-evaluate                             the multi-seed benchmark of every model kind
+train --model KIND --name NAME       train one model and print its metrics [--split random|time]
+evaluate                             the multi-seed benchmark of every model kind [--split random|time|both]
+models list | status                 the saved models; the active one and how it became active
+models activate NAME                 make NAME the active model (what the API scores with)
+models compare NAME NAME...          score saved models on the same test rows
 serve [--port N]                     ``panel serve app.py --plugins fraud_app.api``
 """
 
@@ -98,7 +101,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _load_plugins() -> None:
-    """Import the modules that register more sub-commands (train, evaluate)."""
+    """Import the modules that register more sub-commands (train, evaluate, models)."""
     import importlib
 
     for module in ("fraud_app.training.cli",):

@@ -28,8 +28,12 @@ from fraud_app.models import forest as _forest  # noqa: F401  (registers "random
 from fraud_app.models import aggregator as _aggregator  # noqa: F401  (registers "aggregator")
 from fraud_app.models.aggregator import AggregatorModel
 from fraud_app.models.base import (
+    CONTRIBUTION_UNITS,
+    DEFAULT_FOLDS,
     HYPERPARAMETERS,
+    THRESHOLD_METHODS,
     VALIDATION_FRACTION,
+    ModelParams,
     FraudModel,
     ProgressEvent,
     Reporter,
@@ -50,7 +54,9 @@ from fraud_app.models.errors import (
     TrainingCancelled,
     UnknownModelKindError,
 )
+from fraud_app.models.calibration import CALIBRATION_METHODS, Calibration
 from fraud_app.models.store import (
+    active_model_status,
     delete_model,
     get_active_model_name,
     list_models,
@@ -71,7 +77,8 @@ from fraud_app.models.tree import DecisionTreeModel
 MODEL_KINDS: tuple[str, ...] = model_kinds()
 
 __all__ = [
-    "HYPERPARAMETERS", "MODEL_KINDS", "VALIDATION_FRACTION",
+    "CALIBRATION_METHODS", "CONTRIBUTION_UNITS", "DEFAULT_FOLDS", "HYPERPARAMETERS", "MODEL_KINDS",
+    "THRESHOLD_METHODS", "VALIDATION_FRACTION", "Calibration", "ModelParams", "active_model_status",
     "AggregatorModel", "DecisionTreeModel", "FraudModel", "LightGBMModel", "RandomForestModel", "ProgressEvent", "Reporter",
     "InvalidModelNameError", "ModelExistsError", "ModelLoadError", "ModelNotFoundError", "NotFittedError",
     "TrainingCancelled", "UnknownModelKindError",

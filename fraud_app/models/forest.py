@@ -5,18 +5,21 @@ Defaults (``bench/tune_random_forest.py``, cross-validation on training rows onl
 sample. 50 % samples scored slightly higher in the study (0.801 vs 0.788 on the selection
 score) but cost about twice the fit time, which on a shared 2-core machine made the 5-seed
 benchmark (a forest and an aggregator member per seed) far too slow; 25 % is the trade-off.
+No calibration by default: on out-of-fold scores (``bench/tune_aggregator.py``) Platt scaling made
+the forest's Brier score worse and isotonic calibration changed it by under 1 %.
 """
 
 from __future__ import annotations
 
 import warnings
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar
 
 import numpy as np
+import param
 
 from fraud_app.models._sklearn import skops_dump, skops_load, tree_contributions
-from fraud_app.models.base import FraudModel, Reporter, register_kind
+from fraud_app.models.base import FraudModel, ModelParams, Reporter, calibration_param, register_kind
 
 MODEL_FILE = "model.skops"
 #: Trees added per chunk (progress is reported and cancellation checked after each chunk).
@@ -29,52 +32,30 @@ class RandomForestModel(FraudModel):
 
     kind: ClassVar[str] = "random_forest"
     file_format: ClassVar[str] = "skops"
-    default_params: ClassVar[dict[str, Any]] = {
-        "n_estimators": 150,
-        "max_depth": None,
-        "min_samples_leaf": 1,
-        "max_features": "sqrt",
-        "max_samples": 0.25,
-        "class_weight": None,
-        "n_jobs": 2,
-        "random_state": 0,
-    }
-    hyperparameters: ClassVar[dict[str, dict[str, Any]]] = {
-        "n_estimators": {"default": 150, "bounds": (10, 1000), "doc": "Number of trees."},
-        "max_depth": {"default": None, "bounds": (1, 60), "doc": "Maximum depth of each tree (None = unlimited)."},
-        "min_samples_leaf": {"default": 1, "bounds": (1, 200), "doc": "Minimum rows in a leaf."},
-        "max_features": {"default": "sqrt", "objects": ["sqrt", "log2", None],
-                         "doc": "Inputs considered at each split ('sqrt' of 29 = 5)."},
-        "max_samples": {"default": 0.25, "bounds": (0.05, 1.0),
-                        "doc": "Share of rows bootstrapped for each tree (smaller = faster)."},
-        "class_weight": {"default": None, "objects": [None, "balanced", "balanced_subsample"],
-                         "doc": "Re-weight the fraud class (None = no re-weighting)."},
-    }
+    contribution_space: ClassVar[str] = "probability"
 
-    def _validate_params(self, params: dict[str, Any]) -> dict[str, Any]:
-        if int(params["n_estimators"]) < 1:
-            raise ValueError("n_estimators must be at least 1")
-        params["n_estimators"] = int(params["n_estimators"])
-        if params["max_depth"] is not None:
-            if int(params["max_depth"]) < 1:
-                raise ValueError("max_depth must be at least 1 (or None)")
-            params["max_depth"] = int(params["max_depth"])
-        if int(params["min_samples_leaf"]) < 1:
-            raise ValueError("min_samples_leaf must be at least 1")
-        params["min_samples_leaf"] = int(params["min_samples_leaf"])
-        if params["max_features"] not in ("sqrt", "log2", None) and not (
-                isinstance(params["max_features"], float) and 0 < params["max_features"] <= 1):
-            raise ValueError("max_features must be 'sqrt', 'log2', None or a share in (0, 1]")
-        if params["max_samples"] is not None and not 0 < float(params["max_samples"]) <= 1:
-            raise ValueError("max_samples must be a share in (0, 1] (or None)")
-        if params["class_weight"] not in (None, "balanced", "balanced_subsample"):
-            raise ValueError("class_weight must be None, 'balanced' or 'balanced_subsample'")
-        if not 1 <= int(params["n_jobs"]) <= 64:
-            raise ValueError("n_jobs must be between 1 and 64")
-        return params
+    class Params(ModelParams):
+        """Hyper-parameters of the random forest."""
 
-    def _fit_split(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
-                   reporter: Reporter) -> None:
+        n_estimators = param.Integer(default=150, bounds=(1, 10_000), softbounds=(10, 1000), doc="Number of trees.")
+        max_depth = param.Integer(default=None, bounds=(1, 1000), softbounds=(1, 60), allow_None=True,
+                                  doc="Maximum depth of each tree (null = unlimited).")
+        min_samples_leaf = param.Integer(default=1, bounds=(1, 1_000_000), softbounds=(1, 200),
+                                         doc="Minimum rows in a leaf.")
+        max_features = param.Selector(default="sqrt", objects=["sqrt", "log2", None],
+                                      doc="Inputs considered at each split ('sqrt' of 29 = 5; None = all).")
+        max_samples = param.Number(default=0.25, bounds=(0.0, 1.0), inclusive_bounds=(False, True),
+                                   softbounds=(0.05, 1.0), allow_None=True,
+                                   doc="Share of rows bootstrapped for each tree (smaller = faster).")
+        class_weight = param.Selector(default=None, objects=[None, "balanced", "balanced_subsample"],
+                                      doc="Re-weight the fraud class (None = no re-weighting).")
+        calibration = calibration_param("none")
+        n_jobs = param.Integer(default=2, bounds=(1, 64), precedence=-1, doc="Threads used to grow the trees.")
+        random_state = param.Integer(default=0, bounds=(0, 2**31 - 1), precedence=-1,
+                                     doc="Seed of the bootstrap samples and feature draws.")
+
+    def fit_estimator(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray | None,
+                      y_val: np.ndarray | None, reporter: Reporter) -> None:
         from sklearn.ensemble import RandomForestClassifier
 
         p = self.params
@@ -97,16 +78,16 @@ class RandomForestModel(FraudModel):
         forest.set_params(warm_start=False)
         self.estimator_ = forest
 
-    def _predict_scores(self, X: np.ndarray) -> np.ndarray:
+    def predict_scores(self, X: np.ndarray) -> np.ndarray:
         return self.estimator_.predict_proba(X)[:, list(self.estimator_.classes_).index(1)]
 
-    def _contributions(self, X: np.ndarray) -> tuple[np.ndarray, float]:
+    def raw_contributions(self, X: np.ndarray) -> tuple[np.ndarray, float]:
         return tree_contributions(self.estimator_.estimators_, X, self.estimator_.classes_)
 
-    def _save_artifacts(self, folder: Path) -> None:
+    def save_artifacts(self, folder: Path) -> None:
         skops_dump(self.estimator_, folder / MODEL_FILE)
 
-    def _load_artifacts(self, folder: Path) -> None:
+    def load_artifacts(self, folder: Path) -> None:
         from sklearn.ensemble import RandomForestClassifier
 
         self.estimator_ = skops_load(folder / MODEL_FILE, RandomForestClassifier)

@@ -8,7 +8,9 @@
   refuses files that changed.
 * Loading never runs code from a file: scikit-learn estimators are read with skops trusting
   an explicit list of types, LightGBM boosters from LightGBM's text format, metadata as JSON.
-* ``active.json`` names the active model; it is written atomically so every process agrees.
+* ``active.json`` names the active model and how it became active; it is written atomically so
+  every process agrees. The first model saved into an empty store is pinned; after that only
+  :func:`set_active_model` changes it (see :func:`active_model_status`).
 """
 
 from __future__ import annotations
@@ -106,7 +108,7 @@ def save_model(model: FraudModel, name: str, overwrite: bool = False) -> Path:
     ModelExistsError : the name is taken and ``overwrite`` is False.
     """
     target = model_path(name)
-    model._require_fitted()
+    model.require_fitted()
     root = target.parent
     root.mkdir(parents=True, exist_ok=True)
     with _lock:
@@ -115,7 +117,7 @@ def save_model(model: FraudModel, name: str, overwrite: bool = False) -> Path:
         tmp = root / f".tmp-{name}-{uuid.uuid4().hex}"
         tmp.mkdir()
         try:
-            model._save_artifacts(tmp)
+            model.save_artifacts(tmp)
             files = {p.relative_to(tmp).as_posix(): _sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
             version = uuid.uuid4().hex[:12]
             saved_at = _now()
@@ -123,6 +125,7 @@ def save_model(model: FraudModel, name: str, overwrite: bool = False) -> Path:
             meta.update(name=name, version=version, saved_at=saved_at, files=files,
                         store_format=STORE_FORMAT, library_versions=_library_versions())
             write_json_atomic(tmp / METADATA_FILE, meta)
+            pin_new = _prepare_pin(name)
             if target.exists():
                 trash = root / f".trash-{name}-{uuid.uuid4().hex}"
                 os.rename(target, trash)
@@ -133,12 +136,30 @@ def save_model(model: FraudModel, name: str, overwrite: bool = False) -> Path:
                     os.rename(tmp, target)
                 except OSError:
                     raise ModelExistsError(f"a model named {name!r} was saved concurrently") from None
+            if pin_new:
+                _pin(name, "first_saved")
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
     model.name, model.version, model.saved_at = name, version, saved_at
     log.info("saved %s model %r (version %s) to %s", model.kind, name, version, target)
     return target
+
+
+def _prepare_pin(name: str) -> bool:
+    """Before ``name`` is saved: True if it must be pinned as active (no model is active).
+
+    A store with saved models but no valid pin (from before the rule) first pins its newest
+    model, the one it served until now, so that saving never changes the active model.
+    """
+    active = _read_active()
+    if active is not None and model_exists(active["name"]):
+        return False
+    others = [m["name"] for m in list_models() if m["name"] != name]
+    if others:
+        _pin(others[0], "fallback")
+        return False
+    return True
 
 
 def _read_metadata(name: str) -> tuple[Path, dict[str, Any]]:
@@ -170,21 +191,35 @@ def _verify_files(name: str, folder: Path, meta: dict[str, Any]) -> None:
 
 
 def build_from_metadata(meta: dict[str, Any], folder: Path) -> FraudModel:
-    """Rebuild a fitted model from its metadata and the artifact files in ``folder``."""
+    """Rebuild a fitted model from its metadata and the artifact files in ``folder``.
+
+    Models saved before out-of-fold thresholds and calibration (``model_format`` 1) load as
+    they were (no calibration, threshold from their validation split). A saved model that the
+    current code cannot rebuild fails with a :class:`ModelLoadError` that says to retrain it.
+    """
+    name = meta.get("name")
     try:
         cls = model_class(meta["kind"])
     except UnknownModelKindError as exc:
-        raise ModelLoadError(str(exc)) from None
+        raise ModelLoadError(f"{exc}; {_RETRAIN}") from None
     if list(meta.get("features") or []) != list(MODEL_FEATURES):
-        raise ModelLoadError(f"{meta.get('name')!r} was trained on other inputs than the 29 model features")
+        raise ModelLoadError(f"{name!r} was trained on other inputs than the 29 model features")
+    params = dict(meta.get("params") or {})
+    if "calibration" not in params and cls.Params is not None and "calibration" in cls.Params.param:
+        params["calibration"] = "none"  # saved before calibration existed: it had none
     try:
-        model = cls(**dict(meta.get("params") or {}))
-        model._restore_state(meta)
+        model = cls(**params)
+        model.restore_state(meta)
     except (TypeError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"{meta.get('name')!r}: invalid metadata: {exc}") from None
-    model._load_artifacts(folder)
-    model._fitted = True
+        saved_by = (meta.get("library_versions") or {}).get("fraud_app", "an older version")
+        raise ModelLoadError(f"{name!r} was saved by fraud_app {saved_by} and its metadata no longer fits "
+                             f"({exc}); {_RETRAIN}") from None
+    model.load_artifacts(folder)
+    model.fitted = True
     return model
+
+
+_RETRAIN = "retrain it (Training tab, or `python -m fraud_app train --model KIND --name NAME --overwrite`)"
 
 
 def load_model(name: str) -> FraudModel:
@@ -267,7 +302,7 @@ def delete_model(name: str) -> None:
         os.rename(folder, trash)
         shutil.rmtree(trash, ignore_errors=True)
         active = _read_active()
-        if active == name:
+        if active is not None and active["name"] == name:
             (folder.parent / ACTIVE_FILE).unlink(missing_ok=True)
     log.info("deleted model %r", name)
 
@@ -289,7 +324,15 @@ def update_threshold(name: str, threshold: float) -> dict[str, Any]:
     return meta
 
 
-def _read_active() -> str | None:
+#: How the active model became active (``active_model_status()["how"]``).
+ACTIVE_HOW: dict[str, str] = {
+    "explicit": "made active explicitly",
+    "first_saved": "pinned when it was saved, as no model was active",
+    "fallback": "pinned as the newest saved model, as the active model was deleted or none was pinned",
+}
+
+
+def _read_active() -> dict[str, Any] | None:
     path = models_dir() / ACTIVE_FILE
     try:
         data = read_json(path)
@@ -298,36 +341,72 @@ def _read_active() -> str | None:
     except (OSError, ValueError) as exc:
         log.warning("ignoring unreadable %s: %s", path, exc)
         return None
-    name = data.get("name") if isinstance(data, dict) else None
-    return name if isinstance(name, str) and NAME_PATTERN.fullmatch(name) else None
+    if not isinstance(data, dict):
+        return None
+    name = data.get("name")
+    if not isinstance(name, str) or NAME_PATTERN.fullmatch(name) is None:
+        return None
+    how = data.get("how") if data.get("how") in ACTIVE_HOW else "explicit"  # files before the rule: explicit
+    return {"name": name, "how": how, "set_at": data.get("set_at")}
+
+
+def _pin(name: str, how: str) -> None:
+    root = models_dir()
+    root.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(root / ACTIVE_FILE, {"name": name, "how": how, "set_at": _now()})
+    log.info("active model: %r (%s)", name, ACTIVE_HOW[how])
 
 
 def set_active_model(name: str) -> None:
-    """Make ``name`` the active model for every process (raises if it is not saved)."""
+    """Make ``name`` the active model for every process (raises if it is not saved).
+
+    The only way, besides the first save into an empty store, to change the active model.
+    """
     with _lock:
         if not model_exists(name):
             raise ModelNotFoundError(f"no saved model named {name!r}")
-        root = models_dir()
-        root.mkdir(parents=True, exist_ok=True)
-        write_json_atomic(root / ACTIVE_FILE, {"name": name, "set_at": _now()})
+        _pin(name, "explicit")
+
+
+def active_model_status() -> dict[str, Any]:
+    """The active model and how it became active.
+
+    Returns
+    -------
+    dict
+        ``name`` (None when no model is saved), ``how`` (``"explicit"``, ``"first_saved"``,
+        ``"fallback"`` or None), ``set_at`` (ISO time it was pinned) and ``description``
+        (a sentence for the UI, e.g. "made active explicitly").
+
+    The rule (also in ``docs/models.md``): the first model saved while no model is active is
+    pinned as active; after that only :func:`set_active_model` changes it. Saving another
+    model never does. If the active model is deleted (or a store from before this rule has
+    no pin), the newest saved model is pinned as a recorded ``"fallback"``.
+    """
+    with _lock:
+        active = _read_active()
+        try:
+            usable = active is not None and model_exists(active["name"])
+        except InvalidModelNameError:  # the pinned folder became a link outside the models folder
+            usable = False
+        if not usable:
+            models = list_models()
+            if not models:
+                return {"name": None, "how": None, "set_at": None, "description": "no model is saved"}
+            _pin(models[0]["name"], "fallback")
+            active = _read_active()
+    assert active is not None
+    return {**active, "description": ACTIVE_HOW[active["how"]]}
 
 
 def get_active_model_name() -> str | None:
-    """The explicitly active model if it still exists, else the newest saved model, else None."""
-    active = _read_active()
-    try:
-        usable = active is not None and model_exists(active)
-    except InvalidModelNameError:  # the pinned folder became a link outside the models folder
-        usable = False
-    if usable:
-        return active
-    models = list_models()
-    return models[0]["name"] if models else None
+    """The active model's name (see :func:`active_model_status` for the rule), else None."""
+    return active_model_status()["name"]
 
 
 __all__ = [
-    "ACTIVE_FILE", "METADATA_FILE", "NAME_PATTERN", "delete_model", "get_active_model_name", "list_invalid_models",
-    "list_models",
+    "ACTIVE_FILE", "ACTIVE_HOW", "METADATA_FILE", "NAME_PATTERN", "active_model_status", "delete_model",
+    "get_active_model_name", "list_invalid_models", "list_models",
     "load_model", "model_exists", "model_path", "models_dir", "read_metadata", "save_model",
     "set_active_model", "update_threshold", "validate_model_name", "warn_once",
 ]

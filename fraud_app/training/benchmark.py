@@ -1,4 +1,4 @@
-"""The multi-seed benchmark: every kind on stratified 80/20 splits, mean ± std of the test metrics.
+"""The multi-seed benchmark: every kind on 80/20 splits (stratified random or time-ordered), mean ± std.
 
 Used by ``python -m fraud_app evaluate`` and ``python -m bench.bench_models``.
 """
@@ -16,6 +16,7 @@ from typing import Any
 
 import pandas as pd
 
+from fraud_app.models.base import DEFAULT_FOLDS
 from fraud_app.training.pipeline import TrainingPipeline
 
 log = logging.getLogger(__name__)
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 DEFAULT_KINDS: tuple[str, ...] = ("decision_tree", "lightgbm", "random_forest", "aggregator")
 DEFAULT_SEEDS: tuple[int, ...] = (0, 1, 2, 3, 4)
 #: The per-run figures summarised as mean ± std.
-SUMMARY_METRICS: tuple[str, ...] = ("f1", "precision", "recall", "pr_auc", "roc_auc", "fit_seconds")
+SUMMARY_METRICS: tuple[str, ...] = ("f1", "precision", "recall", "pr_auc", "roc_auc", "brier", "fit_seconds")
 
 
 def parse_seeds(text: str) -> list[int]:
@@ -58,36 +59,52 @@ def _mean_std(values: Sequence[float]) -> dict[str, float | None]:
 
 def run_benchmark(frame: pd.DataFrame, kinds: Sequence[str] = DEFAULT_KINDS,
                   seeds: Sequence[int] = DEFAULT_SEEDS, params: dict[str, dict[str, Any]] | None = None,
-                  echo: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Train and evaluate each kind on each seed's stratified 80/20 split; return the runs and summary.
+                  echo: Callable[[str], None] | None = None, *, split: str = "random",
+                  threshold_method: str = "oof", folds: int = DEFAULT_FOLDS) -> dict[str, Any]:
+    """Train and evaluate each kind on each seed's 80/20 split; return the runs and summary.
 
-    Nothing is saved. ``fit_seconds`` is the wall time of ``model.fit`` on the 80 % training part
-    (which includes the model's own validation split and threshold choice).
+    ``split="random"``: a stratified split per seed. ``split="time"``: the same time-ordered split
+    for every seed (train on the earliest 80 %, test on the latest 20 %); the seed still seeds the
+    folds and the model. The threshold is chosen inside ``fit`` (``threshold_method``, out-of-fold
+    by default), on training rows only. Nothing is saved. ``fit_seconds`` is the wall time of
+    ``fit`` on the training part (with out-of-fold thresholds: the k fold fits and the final fit).
     """
+    def pipeline(kind: str, seed: int = 0) -> TrainingPipeline:
+        return TrainingPipeline(kind, (params or {}).get(kind), seed=seed, split=split,
+                                threshold_method=threshold_method, folds=folds)
+
     for kind in kinds:  # fail fast on a bad kind or parameter
-        TrainingPipeline(kind, (params or {}).get(kind))
+        pipeline(kind)
     runs: list[dict[str, Any]] = []
     started = time.perf_counter()
     for seed in seeds:
         for kind in kinds:
-            result = TrainingPipeline(kind, (params or {}).get(kind), seed=seed).run(frame)
+            result = pipeline(kind, seed).run(frame)
             m = result.metrics
-            run = {"kind": kind, "seed": seed, "fit_seconds": result.fit_seconds,
-                   **{k: m[k] for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "threshold",
-                                        "confusion_matrix", "n_test", "n_test_fraud")},
-                   "n_train": result.n_train, "fit_info": result.model.fit_info}
+            run = {"kind": kind, "seed": seed, "split": split, "fit_seconds": result.fit_seconds,
+                   **{k: m[k] for k in ("f1", "precision", "recall", "pr_auc", "roc_auc", "brier", "log_loss",
+                                        "ece", "threshold", "confusion_matrix", "n_test", "n_test_fraud")},
+                   "n_train": result.n_train, "reliability": result.reliability, "fit_info": result.model.fit_info}
             runs.append(run)
             if echo:
-                echo(f"seed {seed}  {kind:<14} F1 {m['f1']:.3f}  P {m['precision']:.3f}  R {m['recall']:.3f}  "
-                     f"PR-AUC {m['pr_auc']:.3f}  fit {result.fit_seconds:.1f} s")
+                echo(f"{split:<6} seed {seed}  {kind:<14} F1 {m['f1']:.3f}  P {m['precision']:.3f}  "
+                     f"R {m['recall']:.3f}  PR-AUC {m['pr_auc']:.3f}  Brier {m['brier']:.6f}  "
+                     f"fit {result.fit_seconds:.1f} s")
     summary = {}
     for kind in kinds:
         mine = [r for r in runs if r["kind"] == kind]
         summary[kind] = {metric: _mean_std([r[metric] for r in mine]) for metric in SUMMARY_METRICS}
-        summary[kind]["params"] = TrainingPipeline(kind, (params or {}).get(kind)).params
+        summary[kind]["params"] = pipeline(kind).params
+    how = ("stratified 80/20 train/test split per seed" if split == "random" else
+           "time-ordered split: train on the earliest 80% of transactions, test on the latest 20% (same rows "
+           "for every seed; the seed seeds the folds and the model)")
+    chosen = (f"threshold and calibration chosen inside fit on out-of-fold scores of a stratified {folds}-fold "
+              f"split of the training part, then a final fit on the whole training part"
+              if threshold_method == "oof" else
+              "threshold chosen inside fit on a stratified 20% validation split of the training part")
     return {
-        "protocol": "stratified 80/20 train/test split per seed; threshold chosen inside fit on a stratified "
-                    "20% validation split of the training part; metrics on the test part",
+        "protocol": f"{how}; {chosen}; metrics on the test part",
+        "split": split, "threshold_method": threshold_method, "folds": folds if threshold_method == "oof" else None,
         "seeds": list(seeds), "kinds": list(kinds),
         "data": {"rows": int(len(frame)), "frauds": int(frame["is_fraud"].sum()),
                  "source": str(frame.attrs.get("source", "memory")),
@@ -117,13 +134,13 @@ def _load_average() -> list[float] | None:
 
 def format_table(report: dict[str, Any]) -> str:
     """The summary as a Markdown table (mean ± std over seeds)."""
-    header = "| model | F1 | precision | recall | PR-AUC | ROC-AUC | fit seconds |"
-    lines = [header, "|---|---|---|---|---|---|---|"]
+    header = "| model | F1 | precision | recall | PR-AUC | ROC-AUC | Brier | fit seconds |"
+    lines = [header, "|---|---|---|---|---|---|---|---|"]
     for kind, stats in report["summary"].items():
         cells = []
         for metric in SUMMARY_METRICS:
             s = stats[metric]
-            digits = 1 if metric == "fit_seconds" else 3
+            digits = {"fit_seconds": 1, "brier": 5}.get(metric, 3)
             cells.append("n/a" if s["mean"] is None else f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}")
         lines.append(f"| {kind} | " + " | ".join(cells) + " |")
     return "\n".join(lines)

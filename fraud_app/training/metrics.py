@@ -84,9 +84,61 @@ def pr_curve(y_true: Any, scores: Any, max_points: int = MAX_CURVE_POINTS) -> di
     return {"precision": precision.tolist(), "recall": recall.tolist(), "thresholds": thresholds.tolist()}
 
 
+#: Upper edges of the reliability bins after the first (``[0, 1e-4)``): log-spaced, because at a
+#: 0.17 % fraud rate almost every score is tiny and equal-width bins would put ~all rows in one.
+RELIABILITY_EDGES: tuple[float, ...] = (0.0, 1e-4, 1e-3, 0.01, 0.03, 0.1, 0.2, 0.35, 0.5, 0.65, 0.8, 0.9, 1.0)
+
+
+def brier_score(y_true: Any, scores: Any) -> float:
+    """Mean squared difference between P(fraud) and the 0/1 label (lower is better; 0 is perfect)."""
+    y, s = _arrays(y_true, scores)
+    return float(np.mean((s - y) ** 2)) if len(y) else float("nan")
+
+
+def log_loss(y_true: Any, scores: Any, eps: float = 1e-15) -> float:
+    """Mean negative log-likelihood of the labels under P(fraud) (clipped into [eps, 1 - eps])."""
+    y, s = _arrays(y_true, scores)
+    p = np.clip(s, eps, 1 - eps)
+    return float(-np.mean(y * np.log(p) + (1 - y) * np.log1p(-p))) if len(y) else float("nan")
+
+
+def reliability_curve(y_true: Any, scores: Any, edges: Any = RELIABILITY_EDGES) -> dict[str, Any]:
+    """Reliability (calibration) curve: in each bin of P(fraud), the mean prediction and the observed fraud rate.
+
+    A calibrated model has ``observed`` close to ``predicted`` in every bin (the diagonal).
+    Empty bins are left out. Bins are ``[lower, upper)`` (the last includes 1).
+
+    Returns
+    -------
+    dict
+        lists of equal length: ``lower``, ``upper`` (bin edges), ``predicted`` (mean P(fraud)),
+        ``observed`` (fraud rate), ``count`` (rows), ``frauds``; plus ``ece``: the expected
+        calibration error, the count-weighted mean of ``|observed - predicted|``.
+    """
+    y, s = _arrays(y_true, scores)
+    edges = np.asarray(edges, dtype=np.float64)
+    index = np.clip(np.searchsorted(edges, s, side="right") - 1, 0, len(edges) - 2)
+    out: dict[str, Any] = {"lower": [], "upper": [], "predicted": [], "observed": [], "count": [], "frauds": []}
+    for b in range(len(edges) - 1):
+        mask = index == b
+        n = int(mask.sum())
+        if n == 0:
+            continue
+        out["lower"].append(float(edges[b]))
+        out["upper"].append(float(edges[b + 1]))
+        out["predicted"].append(float(s[mask].mean()))
+        out["observed"].append(float(y[mask].mean()))
+        out["count"].append(n)
+        out["frauds"].append(int(y[mask].sum()))
+    counts = np.asarray(out["count"], dtype=np.float64)
+    gaps = np.abs(np.asarray(out["observed"]) - np.asarray(out["predicted"]))
+    out["ece"] = float((counts * gaps).sum() / counts.sum()) if counts.sum() else None
+    return out
+
+
 def evaluate_scores(y_true: Any, scores: Any, threshold: float) -> dict[str, Any]:
-    """All reported metrics: f1, precision, recall, pr_auc (average precision), roc_auc, threshold,
-    confusion_matrix, n_test, n_test_fraud."""
+    """All reported metrics: f1, precision, recall, pr_auc (average precision), roc_auc, brier,
+    log_loss, threshold, confusion_matrix, n_test, n_test_fraud."""
     from sklearn.metrics import average_precision_score, roc_auc_score
 
     y, s = _arrays(y_true, scores)
@@ -94,9 +146,14 @@ def evaluate_scores(y_true: Any, scores: Any, threshold: float) -> dict[str, Any
     both = 0 < int(y.sum()) < len(y)
     result["pr_auc"] = float(average_precision_score(y, s)) if both else None
     result["roc_auc"] = float(roc_auc_score(y, s)) if both else None
+    result["brier"] = brier_score(y, s) if len(y) else None
+    result["log_loss"] = log_loss(y, s) if len(y) else None
     result["n_test"] = int(len(y))
     result["n_test_fraud"] = int(y.sum())
     return result
 
 
-__all__ = ["MAX_CURVE_POINTS", "cheapest_threshold", "evaluate_scores", "metrics_at_threshold", "pr_curve"]
+__all__ = [
+    "MAX_CURVE_POINTS", "RELIABILITY_EDGES", "brier_score", "cheapest_threshold", "evaluate_scores", "log_loss",
+    "metrics_at_threshold", "pr_curve", "reliability_curve",
+]

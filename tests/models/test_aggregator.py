@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from fraud_app.data import MODEL_FEATURES
-from fraud_app.models import AggregatorModel, FraudModel, create
+from fraud_app.models import AggregatorModel, FraudModel, best_f1_threshold, create
 
 
 class StubMember(FraudModel):
@@ -18,21 +18,21 @@ class StubMember(FraudModel):
     kind: ClassVar[str] = "stub"
     default_params: ClassVar[dict] = {"column": 0, "random_state": 0}
 
-    def _fit_split(self, X_train, y_train, X_val, y_val, reporter):
-        self.seen_ = (X_train.copy(), X_val.copy())
+    def fit_estimator(self, X_train, y_train, X_val, y_val, reporter):
+        self.seen_ = (X_train.copy(), None if X_val is None else X_val.copy())
 
-    def _predict_scores(self, X):
+    def predict_scores(self, X):
         return X[:, self.params["column"]]
 
-    def _contributions(self, X):
+    def raw_contributions(self, X):
         out = np.zeros_like(X)
         out[:, self.params["column"]] = X[:, self.params["column"]] - 0.5
         return out, 0.5
 
-    def _save_artifacts(self, folder):  # pragma: no cover - not saved in these tests
+    def save_artifacts(self, folder):  # pragma: no cover - not saved in these tests
         raise NotImplementedError
 
-    def _load_artifacts(self, folder):  # pragma: no cover
+    def load_artifacts(self, folder):  # pragma: no cover
         raise NotImplementedError
 
 
@@ -83,13 +83,27 @@ def test_one_confident_member_can_flag_fraud_alone(training):
 def test_the_aggregator_chooses_its_own_threshold_on_the_shared_validation_split(training):
     X, y = training
     a, b = StubMember(column=0), StubMember(column=1)
-    model = AggregatorModel(members=[a, b], random_state=5).fit(X, y)
+    model = AggregatorModel(members=[a, b], random_state=5).fit(X, y, threshold_method="validation")
     assert 0 < model.threshold < 1
     # Both members were fitted on the same training rows; the validation rows are held out from all.
     np.testing.assert_array_equal(a.seen_[0], b.seen_[0])
     np.testing.assert_array_equal(a.seen_[1], b.seen_[1])
     assert len(a.seen_[1]) == 80 and len(a.seen_[0]) == 320
     assert a.threshold > 0 and b.threshold > 0
+
+
+def test_out_of_fold_the_aggregator_averages_its_members_out_of_fold_scores(training):
+    """Each member scores every row with a fold model that never saw it; the aggregator's threshold is
+    the F1-best on the weighted mean of those scores; then every member fits on all rows."""
+    X, y = training
+    a, b = StubMember(column=0), StubMember(column=1)
+    model = AggregatorModel(members=[a, b], weights=[3, 1]).fit(X, y, folds=4)
+    labels, scores = model.threshold_scores
+    values = X.to_numpy()
+    np.testing.assert_allclose(scores, 0.75 * values[:, 0] + 0.25 * values[:, 1])
+    assert model.threshold == pytest.approx(best_f1_threshold(labels, scores))
+    assert model.fit_info["threshold_method"] == "oof" and model.fit_info["folds"] == 4
+    assert len(a.seen_[0]) == len(X) and a.seen_[1] is None  # the final fit: all rows, no held-out part
 
 
 def test_contributions_are_the_weighted_mean_of_the_members(training):

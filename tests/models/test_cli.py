@@ -56,11 +56,58 @@ def test_train_refuses_to_overwrite_without_the_flag(capsys):
 
 def test_evaluate_runs_the_benchmark_and_writes_json(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    assert main(["evaluate", "--seeds", "0-1", "--models", "decision_tree", "--json-out", str(out)]) == 0
+    assert main(["evaluate", "--seeds", "0-1", "--models", "decision_tree", "--split", "both", "--folds", "3",
+                 "--json-out", str(out)]) == 0
     text = capsys.readouterr().out
-    assert "| decision_tree |" in text
+    assert "| decision_tree |" in text and "split: time" in text and "Brier" in text
     report = json.loads(out.read_text())
-    assert report["seeds"] == [0, 1] and len(report["runs"]) == 2
+    assert report["seeds"] == [0, 1] and len(report["runs"]) == 2 and report["split"] == "random"
+    assert report["time_split"]["split"] == "time" and len(report["time_split"]["runs"]) == 2
+    assert report["threshold_method"] == "oof" and report["folds"] == 3
+    run = report["runs"][0]
+    assert run["brier"] is not None and sum(run["reliability"]["count"]) == run["n_test"]
     assert set(report["summary"]["decision_tree"]) >= {"f1", "precision", "recall", "pr_auc", "fit_seconds"}
     assert main(["evaluate", "--models", "svm"]) == 1
     assert main(["evaluate", "--seeds", "a-b"]) == 1
+
+
+def test_train_with_a_time_split_and_out_of_fold_threshold(capsys):
+    assert main(["train", "--model", "decision_tree", "--name", "timed", "--split", "time", "--folds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "time (earlier rows train, later rows test)" in out and "3-fold out-of-fold" in out
+    assert "Brier" in out and "reliability" in out
+    model = load_model("timed")
+    assert model.metrics["split"] == "time" and model.fit_info["threshold_method"] == "oof"
+
+
+def test_train_help_lists_every_declared_hyperparameter(capsys):
+    from fraud_app.models import MODEL_KINDS, model_class
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    for kind in MODEL_KINDS:
+        for name in model_class(kind).Params.names():
+            assert " ".join(model_class(kind).Params.describe(name).split()) in out
+
+
+def test_models_activate_status_list_and_compare(capsys):
+    assert main(["train", "--model", "decision_tree", "--name", "first", "--folds", "3"]) == 0
+    assert main(["train", "--model", "decision_tree", "--name", "second", "--folds", "3",
+                 "--param", "max_depth=3"]) == 0
+    capsys.readouterr()
+    assert main(["models", "status"]) == 0
+    assert "first (pinned when it was saved" in capsys.readouterr().out
+    assert main(["models", "activate", "second"]) == 0
+    assert "second (made active explicitly)" in capsys.readouterr().out
+    from fraud_app.models import get_active_model_name
+
+    assert get_active_model_name() == "second"
+    assert main(["models", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("* second") and lines[1].startswith("  first")
+    assert main(["models", "compare", "first", "second"]) == 0
+    out = capsys.readouterr().out
+    assert "random split, seed 0" in out and "first" in out and "second" in out
+    assert main(["models", "activate", "ghost"]) == 1
+    assert "no saved model named 'ghost'" in capsys.readouterr().err

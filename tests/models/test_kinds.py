@@ -121,12 +121,51 @@ def test_inputs_are_read_by_name_not_position(fitted, frame):
 
 
 def test_threshold_is_the_f1_best_on_the_validation_split_carved_from_fit_data(frame):
-    model = create("decision_tree", random_state=3).fit(frame, frame["is_fraud"])
+    model = create("decision_tree", random_state=3).fit(frame, frame["is_fraud"], threshold_method="validation")
     y = frame["is_fraud"].to_numpy()
     _, val = stratified_split(len(frame), y, VALIDATION_FRACTION, 3)
     expected = best_f1_threshold(y[val], model.predict_proba(frame.iloc[val]))
     assert model.threshold == pytest.approx(expected)
     assert model.fit_info["n_validation"] == len(val)
+    assert model.fit_info["threshold_method"] == model.metadata["threshold_method"] == "validation"
+
+
+def test_oof_threshold_is_the_f1_best_on_out_of_fold_scores_then_the_model_fits_all_rows(frame):
+    """Rebuild the folds by hand: each row is scored by a tree fitted without it; the threshold is the
+    F1-best on those scores; the final tree is the one fitted on every row."""
+    from sklearn.tree import DecisionTreeClassifier
+
+    from fraud_app.models.base import stratified_folds
+
+    model = create("decision_tree", random_state=3).fit(frame, frame["is_fraud"], folds=4)
+    X = frame[MODEL_FEATURES].to_numpy(dtype=float)
+    y = frame["is_fraud"].to_numpy()
+    oof = np.empty(len(y))
+    for fit_rows, held in stratified_folds(y, 4, 3):
+        tree = DecisionTreeClassifier(max_depth=4, criterion="entropy", random_state=3).fit(X[fit_rows], y[fit_rows])
+        oof[held] = tree.predict_proba(X[held])[:, 1]
+    np.testing.assert_allclose(model.threshold_scores[1], oof)
+    assert model.threshold == pytest.approx(best_f1_threshold(y, oof))
+    final = DecisionTreeClassifier(max_depth=4, criterion="entropy", random_state=3).fit(X, y)
+    np.testing.assert_allclose(model.predict_proba(frame), final.predict_proba(X)[:, 1])
+    assert model.fit_info["threshold_method"] == "oof" and model.fit_info["folds"] == 4
+    assert model.fit_info["n_train"] == len(frame)
+
+
+def test_early_stopping_watches_the_folds_and_the_final_fit_uses_their_mean_rounds(frame):
+    model = create("lightgbm", n_estimators=400, early_stopping_rounds=10, learning_rate=0.2, n_jobs=1,
+                   random_state=1).fit(frame, frame["is_fraud"], folds=3)
+    rounds = model.fit_info["fold_best_iterations"]
+    assert len(rounds) == 3 and max(rounds) < 400  # each fold stopped on its held-out fold
+    assert model.fit_info["final_rounds"] == round(np.mean(rounds) * 3 / 2)
+    assert model.booster_.current_iteration() == model.fit_info["final_rounds"]
+
+
+def test_unknown_threshold_method_and_bad_folds_are_refused(frame):
+    with pytest.raises(ValueError, match="threshold_method"):
+        create("decision_tree").fit(frame, frame["is_fraud"], threshold_method="test")
+    with pytest.raises(ValueError, match="folds"):
+        create("decision_tree").fit(frame, frame["is_fraud"], folds=1)
 
 
 def test_best_f1_threshold_on_a_known_case():
@@ -168,21 +207,21 @@ def test_a_new_kind_is_one_class_and_one_registration(frame):
         default_params = {"random_state": 0}
         hyperparameters = {}
 
-        def _fit_split(self, X_train, y_train, X_val, y_val, reporter):
+        def fit_estimator(self, X_train, y_train, X_val, y_val, reporter):
             self.scale_ = float(np.max(X_train[:, -1]))
 
-        def _predict_scores(self, X):
+        def predict_scores(self, X):
             return np.clip(X[:, -1] / self.scale_, 0, 1)
 
-        def _contributions(self, X):
+        def raw_contributions(self, X):
             out = np.zeros_like(X)
-            out[:, -1] = self._predict_scores(X)
+            out[:, -1] = self.predict_scores(X)
             return out, 0.0
 
-        def _save_artifacts(self, folder):
+        def save_artifacts(self, folder):
             (folder / "scale.txt").write_text(repr(self.scale_))
 
-        def _load_artifacts(self, folder):
+        def load_artifacts(self, folder):
             self.scale_ = float((folder / "scale.txt").read_text())
 
     try:
@@ -193,6 +232,8 @@ def test_a_new_kind_is_one_class_and_one_registration(frame):
         from fraud_app.models import load_model
 
         np.testing.assert_array_equal(load_model("custom_kind").predict_proba(frame), model.predict_proba(frame))
+        with pytest.raises(ValueError, match="scale"):  # a kind without Params still refuses unknown names
+            create("test_mean_amount", scale=2)
     finally:
         models_base._KINDS.pop("test_mean_amount", None)
         models_base.HYPERPARAMETERS.pop("test_mean_amount", None)
@@ -200,9 +241,10 @@ def test_a_new_kind_is_one_class_and_one_registration(frame):
 
 def test_refit_keeps_the_validation_threshold_and_uses_all_rows(frame):
     params = {**FAST_PARAMS["lightgbm"], "random_state": 4}
-    plain = create("lightgbm", **params).fit(frame, frame["is_fraud"])
+    plain = create("lightgbm", **params).fit(frame, frame["is_fraud"], threshold_method="validation")
     events = []
-    refitted = create("lightgbm", **params, refit=True).fit(frame, frame["is_fraud"], progress=events.append)
+    refitted = create("lightgbm", **params, refit=True).fit(frame, frame["is_fraud"], threshold_method="validation",
+                                                            progress=events.append)
     assert refitted.threshold == plain.threshold  # chosen before the refit, on the validation split
     assert refitted.fit_info["refitted_on"] == len(frame)
     assert refitted.booster_.current_iteration() == refitted.fit_info["refit_rounds"]
@@ -215,8 +257,10 @@ def test_refit_keeps_the_validation_threshold_and_uses_all_rows(frame):
 def test_aggregator_members_refit_only_after_its_threshold(frame):
     lgb = {"kind": "lightgbm", "params": {**FAST_PARAMS["lightgbm"]}}
     lgb_refit = {"kind": "lightgbm", "params": {**FAST_PARAMS["lightgbm"], "refit": True}}
-    plain = create("aggregator", members=[lgb, "decision_tree"]).fit(frame, frame["is_fraud"])
-    refitted = create("aggregator", members=[lgb_refit, "decision_tree"]).fit(frame, frame["is_fraud"])
+    plain = create("aggregator", members=[lgb, "decision_tree"]).fit(frame, frame["is_fraud"],
+                                                                     threshold_method="validation")
+    refitted = create("aggregator", members=[lgb_refit, "decision_tree"]).fit(frame, frame["is_fraud"],
+                                                                              threshold_method="validation")
     assert refitted.threshold == plain.threshold
     assert refitted.members[0].fit_info["refitted_on"] == len(frame)
 
@@ -226,8 +270,9 @@ def test_forest_class_weight_presets_match_a_one_shot_fit(class_weight, frame):
     """Growing in chunks (for progress) gives the same forest as sklearn's one-shot fit."""
     from sklearn.ensemble import RandomForestClassifier
 
-    model = create("random_forest", n_estimators=30, n_jobs=1, class_weight=class_weight, random_state=1)
-    model.fit(frame, frame["is_fraud"])
+    model = create("random_forest", n_estimators=30, n_jobs=1, class_weight=class_weight, random_state=1,
+                   calibration="none")
+    model.fit(frame, frame["is_fraud"], threshold_method="validation")
     y = frame["is_fraud"].to_numpy()
     train, _ = stratified_split(len(frame), y, VALIDATION_FRACTION, 1)
     X = frame[list(model.features)].to_numpy(dtype=float)

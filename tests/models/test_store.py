@@ -13,6 +13,7 @@ import pytest
 from fraud_app.config import get_settings
 from fraud_app.models import (
     MODEL_KINDS,
+    active_model_status,
     InvalidModelNameError,
     ModelExistsError,
     ModelLoadError,
@@ -131,24 +132,72 @@ def test_unknown_model_and_delete(fitted):
     assert "to_delete" not in [m["name"] for m in list_models()]
 
 
-def test_list_models_newest_first_and_active_model_rules(fitted):
+def test_the_first_saved_model_is_pinned_and_only_an_explicit_choice_changes_it(fitted):
+    """Issue 16: saving (training) another model must never change the model the API serves."""
     assert list_models() == [] and get_active_model_name() is None
+    assert active_model_status()["how"] is None
     fitted["decision_tree"].save("older")
+    status = active_model_status()
+    assert (status["name"], status["how"]) == ("older", "first_saved") and status["description"]
     fitted["lightgbm"].save("newer")
     names = [m["name"] for m in list_models()]
     assert names == ["newer", "older"]
     assert all(m["kind"] in MODEL_KINDS and 0 < m["threshold"] < 1 for m in list_models())
-    assert get_active_model_name() == "newer"  # nothing explicitly active: the newest
-    set_active_model("older")
-    assert get_active_model_name() == "older"
+    assert get_active_model_name() == "older"  # the newer save did not take over
+    fitted["decision_tree"].save("older", overwrite=True)  # re-saving the active one keeps it active
+    assert active_model_status()["how"] == "first_saved"
+    set_active_model("newer")
+    assert active_model_status()["name"] == "newer" and active_model_status()["how"] == "explicit"
+    fitted["random_forest"].save("newest")
+    assert get_active_model_name() == "newer"
     active_file = get_settings().models_dir / "active.json"
-    assert json.loads(active_file.read_text())["name"] == "older"
+    assert json.loads(active_file.read_text())["name"] == "newer"
     with pytest.raises(ModelNotFoundError):
         set_active_model("missing")
-    delete_model("older")
-    assert get_active_model_name() == "newer"  # the active one is gone: back to the newest
-    delete_model("newer")
+    assert get_active_model_name() == "newer"
+    delete_model("newer")  # the active one is gone: the newest left is pinned, as a recorded fallback
+    status = active_model_status()
+    assert (status["name"], status["how"]) == ("newest", "fallback")
+    fitted["decision_tree"].save("later")
+    assert get_active_model_name() == "newest"
+    for name in ("newest", "older", "later"):
+        delete_model(name)
     assert get_active_model_name() is None
+
+
+def test_a_store_from_before_the_rule_keeps_serving_its_newest_model(fitted):
+    fitted["decision_tree"].save("old_a")
+    fitted["decision_tree"].save("old_b")
+    (get_settings().models_dir / "active.json").unlink()  # as a store written before the rule
+    fitted["lightgbm"].save("fresh")
+    status = active_model_status()
+    assert (status["name"], status["how"]) == ("old_b", "fallback")
+
+
+def test_models_saved_before_oof_thresholds_still_load(fitted, frame):
+    """A model_format 1 folder (no calibration, no threshold_method) loads and predicts as it did."""
+    folder = fitted["lightgbm"].save("legacy", overwrite=True)
+    meta = json.loads((folder / "metadata.json").read_text())
+    for key in ("calibration", "threshold_method", "model_format"):
+        meta.pop(key)
+    meta["params"].pop("calibration")
+    meta["fit_info"].pop("threshold_method")
+    meta["contribution_units"] = "probability"
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    loaded = load_model("legacy")
+    assert loaded.calibration is None and loaded.params["calibration"] == "none"
+    assert loaded.fit_info["threshold_method"] == "validation"
+    np.testing.assert_allclose(loaded.predict_proba(frame), fitted["lightgbm"].predict_scores(
+        frame[loaded.features].to_numpy(dtype=float)))
+
+
+def test_a_saved_model_the_code_cannot_rebuild_says_to_retrain(fitted):
+    folder = fitted["decision_tree"].save("too_old", overwrite=True)
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["params"]["splitter_v0"] = "best"
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelLoadError, match="retrain it"):
+        load_model("too_old")
 
 
 def test_update_threshold_rewrites_metadata_and_bumps_version(fitted, frame):

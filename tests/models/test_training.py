@@ -69,7 +69,7 @@ def test_threshold_never_sees_the_test_split(lgb_result, frame):
     result, _ = lgb_result
     y = frame["is_fraud"].to_numpy()
     train, _ = stratified_split(len(frame), y, 0.2, 2)
-    alone = create("lightgbm", **LGB, random_state=2).fit(frame.iloc[train], y[train])
+    alone = create("lightgbm", **LGB, random_state=2).fit(frame.iloc[train], y[train], threshold_method="validation")
     assert alone.threshold == result.threshold
 
 

@@ -380,18 +380,19 @@ def test_the_empty_store_shows_the_message_and_saves_nothing(caplog: pytest.LogC
 
 def test_the_selector_shows_which_model_is_active_and_how(
         ctrl: InferenceController, fitted_baseline: FraudModel) -> None:
-    assert (ctrl.active_model, ctrl.active_how) == (MODEL, "fallback")
-    assert ctrl.param.model_name.names == {"baseline (decision_tree) · active (not pinned)": MODEL}
-    assert "not pinned" in active_text(ctrl.active_model, ctrl.active_how)
-    fitted_baseline.save("challenger")  # the newest saved model takes over while nothing is pinned
+    # The first saved model was pinned when it was saved (issue 16 item 1).
+    assert (ctrl.active_model, ctrl.active_how) == (MODEL, "first_saved")
+    assert ctrl.param.model_name.names == {"baseline (decision_tree) · active (first saved)": MODEL}
+    assert "pinned when it was saved" in active_text(ctrl.active_model, ctrl.active_how)
+    fitted_baseline.save("challenger")  # saving another model never moves the active one
     ctrl.state.param.trigger("models_changed")
-    assert (ctrl.active_model, ctrl.active_how) == ("challenger", "fallback")
-    set_active_model(MODEL)
+    assert (ctrl.active_model, ctrl.active_how) == (MODEL, "first_saved")
+    set_active_model("challenger")
     ctrl.state.param.trigger("models_changed")
-    assert (ctrl.active_model, ctrl.active_how) == (MODEL, "pinned")
-    assert ctrl.param.model_name.names["baseline (decision_tree) · active (pinned)"] == MODEL
-    assert "challenger (decision_tree)" in ctrl.param.model_name.names
-    assert "pinned with Make active" in active_text(ctrl.active_model, ctrl.active_how)
+    assert (ctrl.active_model, ctrl.active_how) == ("challenger", "explicit")
+    assert ctrl.param.model_name.names["challenger (decision_tree) · active (made active)"] == "challenger"
+    assert "baseline (decision_tree)" in ctrl.param.model_name.names
+    assert "made active explicitly" in active_text(ctrl.active_model, ctrl.active_how)
 
 
 def test_the_selector_defaults_to_the_active_model_and_refreshes_on_models_changed(
@@ -411,10 +412,11 @@ def test_the_selector_defaults_to_the_active_model_and_refreshes_on_models_chang
     assert ctrl.state.active_model == MODEL
 
 
-def test_a_new_section_picks_the_newest_model_when_none_is_active(fitted_baseline: FraudModel, app_env) -> None:
+def test_a_new_section_picks_the_store_active_model(fitted_baseline: FraudModel, app_env) -> None:
+    # Issue 16 item 1 (store rule): the first saved model is pinned as active; a later save does not move it.
     fitted_baseline.save("older")
     fitted_baseline.save("newer")
-    assert InferenceSection(state=AppState()).controller.model_name == "newer"
+    assert InferenceSection(state=AppState()).controller.model_name == "older"
 
 
 # -- saved predictions -----------------------------------------------------------------------------

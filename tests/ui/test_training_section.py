@@ -359,22 +359,22 @@ def test_cancel_stops_a_running_lightgbm(ctrl: TrainingController) -> None:
 
 def test_the_first_saved_model_becomes_active_and_says_so(trained: TrainingController) -> None:
     assert get_active_model_name() == "baseline"
-    assert trained.active_name == "baseline" and trained.active_how == "first saved"
+    assert trained.active_name == "baseline" and trained.active_how == "first_saved"
     assert trained.offered_model is None  # already active: nothing to offer
-    assert "first saved" in active_text(trained.active_name, trained.active_how)
+    assert "the first saved model" in active_text(trained.active_name, trained.active_how)
 
 
 def test_training_never_changes_the_active_model_it_offers_to(ctrl: TrainingController, state: AppState) -> None:
     save_quick_model("lgb")
     ctrl.param.trigger("refresh")
-    # Nothing pinned: the store falls back to the newest saved model, and the tab says so.
-    assert ctrl.active_name == "lgb" and ctrl.active_how == "fallback"
+    # The first saved model was pinned by the store when it was saved, and the tab says so.
+    assert ctrl.active_name == "lgb" and ctrl.active_how == "first_saved"
 
     ctrl.param.update(kind="decision_tree", model_name="decision_tree_1", save=True)
     assert train(ctrl) is not None
     # What the API serves did not move to the newer, weaker model ...
     assert get_active_model_name() == "lgb"
-    assert ctrl.active_name == "lgb" and ctrl.active_how == "first saved"
+    assert ctrl.active_name == "lgb" and ctrl.active_how == "first_saved"
     # ... the tab asks instead.
     assert ctrl.offered_model == "decision_tree_1"
     ctrl.param.trigger("dismiss_offer")
@@ -386,16 +386,16 @@ def test_training_never_changes_the_active_model_it_offers_to(ctrl: TrainingCont
     models_changed = EventCounter(state, "models_changed")
     ctrl.param.trigger("activate_offered")
     assert get_active_model_name() == "decision_tree_2" and state.active_model == "decision_tree_2"
-    assert ctrl.active_name == "decision_tree_2" and ctrl.active_how == "pinned"
+    assert ctrl.active_name == "decision_tree_2" and ctrl.active_how == "explicit"
     assert ctrl.offered_model is None and models_changed.count == 1
 
 
 def test_active_model_origin_is_one_method(ctrl: TrainingController, monkeypatch) -> None:
     """The views and the offer read how the model became active from active_model_origin only."""
     save_quick_model("one")
-    monkeypatch.setattr(TrainingController, "active_model_origin", lambda self, models=None: ("one", "pinned"))
+    monkeypatch.setattr(TrainingController, "active_model_origin", lambda self, models=None: ("one", "explicit"))
     ctrl.param.trigger("refresh")
-    assert (ctrl.active_name, ctrl.active_how) == ("one", "pinned")
+    assert (ctrl.active_name, ctrl.active_how) == ("one", "explicit")
 
 
 # -- threshold, costs and saving the threshold (issue 16, item 5) ---------------------------------
@@ -540,13 +540,13 @@ def test_set_active_updates_the_store_and_the_state(ctrl: TrainingController, st
     ctrl.selected_model = "second"
     ctrl.param.trigger("activate")
     assert get_active_model_name() == "second"
-    assert state.active_model == "second" and ctrl.active_name == "second" and ctrl.active_how == "pinned"
+    assert state.active_model == "second" and ctrl.active_name == "second" and ctrl.active_how == "explicit"
     assert models_changed.count == 1
     table = models_frame(ctrl.saved_models, ctrl.active_name)
     assert list(table.loc[table["active"] == "✓", "name"]) == ["second"]
     ctrl.selected_model = "first"
     ctrl.param.trigger("activate")
-    assert (ctrl.active_name, ctrl.active_how) == ("first", "first saved")
+    assert (ctrl.active_name, ctrl.active_how) == ("first", "explicit")
 
 
 def test_delete_asks_for_confirmation(ctrl: TrainingController, state: AppState) -> None:

@@ -18,7 +18,6 @@ the event loop; a result is published over several short event-loop callbacks (s
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import threading
@@ -34,14 +33,14 @@ from fraud_app.models import (
     MODEL_KINDS,
     InvalidModelNameError,
     delete_model,
-    get_active_model_name,
     list_models,
     model_exists,
     set_active_model,
     update_threshold,
     validate_model_name,
 )
-from fraud_app.models.store import ACTIVE_FILE, models_dir
+from fraud_app.models.store import ACTIVE_HOW as STORE_ACTIVE_HOW
+from fraud_app.models.store import active_model_status as store_active_model_status
 from fraud_app.storage import list_training_runs
 from fraud_app.training import (
     ProgressEvent,
@@ -77,8 +76,8 @@ DEFAULT_COST_FN = 100.0
 DEFAULT_COST_FP = 5.0
 #: The lowest threshold the log-scaled slider reaches (scores of 0 sit at its left end).
 MIN_THRESHOLD = 1e-6
-#: How an active model became active (see TrainingController.active_model_origin).
-ACTIVE_HOW = ("pinned", "first saved", "fallback")
+#: How an active model became active: the store's words (see fraud_app.models.active_model_status).
+ACTIVE_HOW = tuple(STORE_ACTIVE_HOW)
 
 
 def kind_label(kind: str) -> str:
@@ -336,8 +335,6 @@ class TrainingController(param.Parameterized):
             return
         try:
             pipeline = self.make_pipeline()
-            if pipeline.save:
-                self._keep_active_model()
         except (ValueError, LookupError) as exc:
             with param.edit_constant(self):
                 self.last_error = str(exc)
@@ -360,19 +357,6 @@ class TrainingController(param.Parameterized):
         future.add_done_callback(lambda done: dispatch(lambda: self._finish(done, relay)))
         log.info("training %s (name %r, save %s, seed %d) submitted", self.kind, pipeline.name, pipeline.save,
                  pipeline.seed)
-
-    def _keep_active_model(self) -> None:
-        """Pin the model the API serves now, so that saving another one cannot change it.
-
-        The store falls back to the newest saved model when none is pinned; a run that saves
-        would then silently move the API to the new model. Only an explicit "Make active"
-        changes the active model. (Once the store pins the first saved model itself, this
-        finds it pinned and does nothing.)
-        """
-        name, how = self.active_model_origin()
-        if name is not None and how == "fallback":
-            set_active_model(name)
-            log.info("pinned the active model %r before saving a new one", name)
 
     def _hook_session_end(self, dispatch: SessionDispatcher) -> None:
         """Cancel this tab's training when its browser session ends (nobody would see it)."""
@@ -477,9 +461,7 @@ class TrainingController(param.Parameterized):
             if outcome.record_error is not None:
                 notify_error("The model was trained but the run could not be recorded", outcome.record_error)
             if result.saved:
-                if not self._pinned_name():
-                    # The first saved model: pin it, so the next one saved does not replace it.
-                    set_active_model(result.name)
+                # The store pins the first saved model itself; a later save never moves it.
                 if self.model_name == self._auto_name:
                     self._auto_name = self._suggest_name(self.kind)
                     self.model_name = self._auto_name
@@ -615,38 +597,15 @@ class TrainingController(param.Parameterized):
         self.param.selected_model.objects = names
         self.selected_model = selected
 
-    def _pinned_name(self) -> str | None:
-        """The model named in the store's active-model file, if it is still saved."""
-        path = models_dir() / ACTIVE_FILE
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError) as exc:
-            log.warning("ignoring unreadable %s: %s", path, exc)
-            return None
-        name = data.get("name") if isinstance(data, dict) else None
-        return name if isinstance(name, str) and model_exists(name) else None
-
     def active_model_origin(self, models: list[dict[str, Any]] | None = None) -> tuple[str | None, str | None]:
-        """The active model and how it became active: ``"pinned"``, ``"first saved"`` or ``"fallback"``.
+        """The active model and how it became active: ``"explicit"``, ``"first_saved"`` or ``"fallback"``.
 
-        The one place that tells how (rewire it to the store's own answer when it has one):
-        ``"first saved"`` (pinned, and the oldest saved model: the first one saved is pinned),
-        ``"pinned"`` (another model made active explicitly) or ``"fallback"`` (nothing is
-        pinned: the store serves the newest saved model). ``(None, None)`` when none is saved.
+        The one place that asks (the store keeps the rule: the first saved model is pinned, only
+        *Make active* changes it, a deleted active model falls back to the newest). ``(None, None)``
+        when no model is saved.
         """
-        name = get_active_model_name()
-        if name is None:
-            return None, None
-        pinned = self._pinned_name()
-        if pinned != name:
-            return name, "fallback"
-        models = list_models() if models is None else models
-        oldest = min(models, key=lambda m: (str(m.get("saved_at") or ""), m["name"]), default=None)
-        if oldest is not None and oldest["name"] == name:
-            return name, "first saved"
-        return name, "pinned"
+        status = store_active_model_status()
+        return status["name"], status["how"]
 
     def _make_active(self, name: str) -> None:
         set_active_model(name)

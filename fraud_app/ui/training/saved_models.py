@@ -15,9 +15,9 @@ from fraud_app.ui.training.form import action_button, tooltip
 
 #: How the active model became active, in words.
 HOW_TEXT = {
-    "pinned": "pinned: made active explicitly",
-    "first saved": "the first saved model, pinned",
-    "fallback": "fallback: nothing is pinned, so the newest saved model is used; *Make active* pins one",
+    "explicit": "made active explicitly",
+    "first_saved": "the first saved model, pinned when it was saved",
+    "fallback": "the newest saved model, pinned because the active one was deleted",
 }
 
 
