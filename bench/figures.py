@@ -73,6 +73,23 @@ ROWS: list[Row] = [
         lambda d: f"{d['rss']['growth_per_open_session_mb']:.1f} MB; {d['rss']['after_vs_first']:.2f}× the first",
         "≤ 15 MB; ≤ 1.10×",
         lambda d: d["rss"]["growth_per_open_session_mb"] <= 15 and d["rss"]["after_vs_first"] <= 1.10),
+    # -- models (issue #11; random = the assignment's stratified split, time = train earlier, test later) --
+    Row("Best model, mean F1 over seeds 0–4, stratified random split", "models.json",
+        lambda d: f"{d['targets']['best_model']} {d['targets']['best_mean_f1']:.3f} ± "
+                  f"{d['summary'][d['targets']['best_model']]['f1']['std']:.3f}",
+        "≥ 0.87", lambda d: d["targets"]["best_mean_f1"] >= 0.87),
+    Row("… against the baseline decision tree", "models.json",
+        lambda d: f"{d['targets']['baseline_mean_f1']:.3f} (+{d['targets']['gain_over_baseline']:.3f})",
+        "+0.10", lambda d: d["targets"]["gain_over_baseline"] >= 0.10),
+    Row("Best mean PR-AUC, random split", "models.json",
+        lambda d: f"{d['targets']['best_mean_pr_auc']:.3f}", "≥ 0.87", lambda d: d["targets"]["best_mean_pr_auc"] >= 0.87),
+    Row("Mean F1 on the time-ordered split (LightGBM / aggregator / tree)", "models.json",
+        lambda d: " / ".join(f"{d['time_split']['summary'][k]['f1']['mean']:.3f}"
+                             for k in ("lightgbm", "aggregator", "decision_tree")),
+        "report", lambda d: None),
+    Row("LightGBM final fit on the whole training part (227,845 rows)", "models.json",
+        lambda d: f"{d['targets']['lightgbm_final_fit_median_seconds']:.1f} s", "≤ 15 s",
+        lambda d: d["targets"]["lightgbm_final_fit_at_most_15s"]),
     # -- hostile clients (issue #8) --
     Row("RSS after 3 rounds of 40 aborted 16 MiB uploads, +30 s (no token / token)", "security.json",
         lambda d: f"+{d['aborted_uploads']['without_token']['growth_mb']:.1f} MB / "

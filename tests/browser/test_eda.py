@@ -115,4 +115,6 @@ def test_theme_toggle_switches_to_dark_and_back(
     page.get_by_role("button", name="☀ Light theme").click()
     page.wait_for_url("**theme=default**", timeout=60_000)
     page.locator(".fds-theme-default").wait_for(timeout=60_000)
-    assert console.errors == [], "\n\n".join(console.errors)
+    # A reload we asked for aborts the requests still in flight; nothing else may go wrong.
+    errors = [e for e in console.errors if "net::ERR_ABORTED" not in e]
+    assert errors == [], "\n\n".join(errors)

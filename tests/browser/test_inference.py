@@ -114,9 +114,9 @@ def inference_tab(browser_context: Any, inference_server: ServedApp) -> Iterator
 def test_move_a_slider_predict_and_see_the_verdict_and_the_saved_row(
         inference_tab: tuple[Any, ConsoleCapture], inference_server: ServedApp) -> None:
     page, console = inference_tab
-    # Which model is active for the API, and how (issue 16 item 1): nothing is pinned, the newest is used.
-    assert page.locator("select").first.input_value() == "baseline (decision_tree) · active (not pinned)"
-    page.locator(".active-model").get_by_text("not pinned: the newest saved model").wait_for(timeout=10_000)
+    # Which model is active for the API, and how (issue 16 item 1): the first saved model was pinned.
+    assert page.locator("select").first.input_value() == "baseline (decision_tree) · active (first saved)"
+    page.locator(".active-model").get_by_text("pinned when it was saved").wait_for(timeout=10_000)
     before = len(_saved(inference_server))
 
     # Move the feature11 slider with the keyboard, as a user would.

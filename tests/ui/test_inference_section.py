@@ -101,7 +101,7 @@ def test_building_the_section_does_no_io(baseline: str, monkeypatch: pytest.Monk
     def forbidden(*args, **kwargs):
         raise AssertionError("I/O while building the section")
 
-    for name in ("list_models", "get_active_model_name", "reference_data", "count_predictions", "list_predictions"):
+    for name in ("list_models", "store_active_model_status", "reference_data", "count_predictions", "list_predictions"):
         monkeypatch.setattr(module, name, forbidden)
     deferred: list = []
     monkeypatch.setattr(pn.state, "onload", deferred.append)

@@ -51,8 +51,10 @@ from fraud_app.inference.reference import (
     TransactionPicker,
     reference_data,
 )
-from fraud_app.models import get_active_model_name, list_models
+from fraud_app.models import list_models
 from fraud_app.models.store import ACTIVE_FILE, models_dir
+from fraud_app.models.store import ACTIVE_HOW as STORE_ACTIVE_HOW
+from fraud_app.models.store import active_model_status as store_active_model_status
 from fraud_app.storage import count_predictions, list_predictions
 from fraud_app.ui.base import notify_error
 from fraud_app.ui.state import AppState
@@ -70,8 +72,10 @@ FALLBACK_RANGES: dict[str, tuple[float, float, float]] = (
     {name: (-5.0, 5.0, 0.01) for name in SLIDER_FEATURES} | {"amount": (0.0, 1000.0, 0.01)})
 REFERENCE_ORIGIN = "the reference transaction (median of the clear transactions)"
 #: How the store's active model became active (see :meth:`InferenceController.active_model_status`).
-ACTIVE_HOW = {"pinned": "pinned with Make active",
-              "fallback": "not pinned: the newest saved model, so saving another model changes it"}
+#: How the store's active model became active (the store's own words; the rule is in docs/models.md).
+ACTIVE_HOW = STORE_ACTIVE_HOW
+#: The short form shown in the model selector.
+ACTIVE_SHORT = {"explicit": "made active", "first_saved": "first saved", "fallback": "fallback"}
 
 
 class TransactionInputs(param.Parameterized):
@@ -144,8 +148,8 @@ class InferenceController(param.Parameterized):
     active_model = param.String(default=None, allow_None=True, constant=True,
                                 doc="The store's active model: the one the REST API scores with by default.")
     active_how = param.Selector(default=None, objects=[None, *ACTIVE_HOW], constant=True,
-                                doc="How active_model became active: 'pinned' (Make active) or 'fallback' "
-                                    "(none pinned: the newest saved model).")
+                                doc="How active_model became active: 'explicit' (Make active), 'first_saved' "
+                                    "(the first model saved) or 'fallback' (the active one was deleted).")
 
     # -- outputs: the transaction --------------------------------------------------------------
     reference = param.ClassSelector(
@@ -313,18 +317,12 @@ class InferenceController(param.Parameterized):
     # -- models --------------------------------------------------------------------------------
     @staticmethod
     def active_model_status() -> tuple[str | None, str | None]:
-        """The store's active model and how it became active: ``"pinned"`` or ``"fallback"``.
+        """The store's active model and how it became active (``explicit``, ``first_saved``, ``fallback``).
 
-        The one place that asks the model store (runs in a worker thread). Today the store
-        answers :func:`fraud_app.models.get_active_model_name` (a pinned model if it still
-        exists, else the newest saved one); the pin is read from ``active.json``.
+        The one place that asks the model store (runs in a worker thread).
         """
-        name = get_active_model_name()
-        if name is None:
-            return None, None
-        from fraud_app.models.store import _read_active  # the store does not publish the pin yet
-
-        return name, ("pinned" if _read_active() == name else "fallback")
+        status = store_active_model_status()
+        return status["name"], status["how"]
 
     @classmethod
     def _read_models(cls) -> tuple[list[dict[str, Any]], str | None, str | None, tuple]:
@@ -667,7 +665,7 @@ def model_label(meta: dict[str, Any], active: str | None, how: str | None) -> st
     label = f"{meta['name']} ({meta.get('kind', '?')})"
     if meta["name"] != active:
         return label
-    return f"{label} · active ({'pinned' if how == 'pinned' else 'not pinned'})"
+    return f"{label} · active ({ACTIVE_SHORT.get(how or '', how or '?')})"
 
 
 def display_frame(frame: pd.DataFrame) -> pd.DataFrame:
