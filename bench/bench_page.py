@@ -242,7 +242,16 @@ def main() -> None:
     started = time.perf_counter()
     app = start_app_server(env, app_log, extra=["--warm"])
     startup = time.perf_counter() - started
-    results: dict[str, Any] = {"server_start_to_health_s": startup}
+    results: dict[str, Any] = {"server_start_to_health_s": startup, "command": "python -m bench.bench_page",
+                               "complete": False}
+
+    def save() -> None:
+        """Write what is measured so far (a phase that hangs still leaves the others on disk)."""
+        import os
+
+        results["load_average"] = os.getloadavg()
+        RESULTS.write_text(json.dumps(results, indent=1, default=float) + "\n")
+
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
@@ -262,27 +271,28 @@ def main() -> None:
             })
             print(json.dumps({k: results[k] for k in ("medians_s", "ratio_first_chart", "ratio_all_charts",
                                                      "ratio_first_session_settled")}, indent=1))
+            save()
             results["training_tab_usable_s"] = time_tab(browser, app_url, "Training",
                                                         _BUTTON_READY.format(label="Train"))
             results["inference_tab_usable_s"] = time_tab(browser, app_url, "Inference",
                                                          _BUTTON_READY.format(label="Predict"))
             print(f"tabs usable after the click: Training {results['training_tab_usable_s']:.2f} s, "
                   f"Inference {results['inference_tab_usable_s']:.2f} s")
+            save()
             results["health_under_reloads"] = health_under_reloads(browser, app_url, app.port, args.reload_seconds)
             print(f"/api/health while 4 pages reload: {results['health_under_reloads']}")
+            results["session_log"] = session_log_figures(app_log)
+            save()
             results["rss"] = rss_per_session(browser, app_url, app.proc.pid, args.sessions)
             print(f"RSS: {results['rss']}")
             browser.close()
         results["session_log"] = session_log_figures(app_log)
         print(f"server log: {results['session_log']}")
+        results["complete"] = True
     finally:
         app.stop()
         reference.stop()
-    import os
-
-    results["load_average"] = os.getloadavg()
-    results["command"] = "python -m bench.bench_page"
-    RESULTS.write_text(json.dumps(results, indent=1, default=float) + "\n")
+        save()
     print(f"wrote {RESULTS.relative_to(ROOT)}")
 
 

@@ -133,10 +133,13 @@ def table(results: Path = RESULTS) -> str:
         if not path.exists():
             continue
         data = json.loads(path.read_text())
-        met = row.met(data)
-        mark = "–" if met is None else ("yes" if met else "**no**")
         command = data.get("command", f"bench/results/{row.source}")
-        lines.append(f"| {row.what} | {row.figure(data)} | {row.goal} | {mark} | "
+        try:
+            figure, met = row.figure(data), row.met(data)
+        except (KeyError, TypeError):  # the benchmark stopped before this phase
+            figure, met = "not measured (the run stopped before this phase)", False
+        mark = "–" if met is None else ("yes" if met else "**no**")
+        lines.append(f"| {row.what} | {figure} | {row.goal} | {mark} | "
                      f"[`{command}`](bench/results/{row.source}) |")
     return "\n".join(lines)
 
