@@ -102,7 +102,7 @@ def test_theme_toggle_switches_to_dark_and_back(
     wait_until(lambda: "tab=2" in page.evaluate("window.location.href"), timeout=60,
                message="the open tab in the URL")
     page.wait_for_load_state("networkidle")  # the reload below would abort requests still in flight
-    page.get_by_role("button", name="☾ Dark theme").click()
+    page.get_by_role("button", name="☾ Dark theme").click(timeout=90_000)
     page.wait_for_url("**theme=dark**", timeout=60_000)
     page.locator(".fds-theme-dark").wait_for(timeout=60_000)
     assert "tab=2" in page.url
@@ -112,7 +112,7 @@ def test_theme_toggle_switches_to_dark_and_back(
     color, background = _toggle_colours(page, "☀ Light theme")
     assert color == "rgb(255, 255, 255)" and background in ("rgba(0, 0, 0, 0)", "transparent"), (color, background)
     page.wait_for_load_state("networkidle")  # the Inference tab's resources, before the next reload
-    page.get_by_role("button", name="☀ Light theme").click()
+    page.get_by_role("button", name="☀ Light theme").click(timeout=90_000)
     page.wait_for_url("**theme=default**", timeout=60_000)
     page.locator(".fds-theme-default").wait_for(timeout=60_000)
     # A reload we asked for aborts the requests still in flight; nothing else may go wrong.
