@@ -63,6 +63,7 @@ class FraudApp(pn.viewable.Viewer):
         self._classes = list(section_classes)
         self._built: dict[int, Section] = {}
         self._building: set[int] = set()
+        self._ready = False  # the tab opened by the URL is built below, not by the watcher
         self._holders = [pn.Column(sizing_mode="stretch_width", min_height=300) for _ in self._classes]
         self._tabs = pn.Tabs(
             *[(cls.label(), holder) for cls, holder in zip(self._classes, self._holders, strict=True)],
@@ -88,6 +89,7 @@ class FraudApp(pn.viewable.Viewer):
         else:
             self._load()
         self.section(self.active)
+        self._ready = True
 
     # ------------------------------------------------------------------ sections
 
@@ -111,7 +113,7 @@ class FraudApp(pn.viewable.Viewer):
     @param.depends("active", watch=True)
     def _on_active(self) -> None:
         index = self.active
-        if not 0 <= index < len(self._classes) or index in self._built or index in self._building:
+        if not self._ready or not 0 <= index < len(self._classes) or index in self._built or index in self._building:
             return
         if not in_server_session():
             self.section(index)

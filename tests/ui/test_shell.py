@@ -97,6 +97,23 @@ def test_a_tab_is_built_on_its_first_visit() -> None:
     assert app.sections[1] is inference  # built once, kept
 
 
+def test_the_tab_opened_at_start_is_built_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    """In a browser session a tab opened by the URL is built with the page, not again in the worker."""
+    offloaded: list = []
+    monkeypatch.setattr("fraud_app.ui.app.in_server_session", lambda: True)
+    monkeypatch.setattr("fraud_app.ui.app.run_off_loop", lambda func, then: offloaded.append(func))
+    app = FraudApp(use_template=False, active=2)
+    assert [s.title for s in app.sections] == [EXPECTED_TITLES[2]]
+    assert offloaded == []
+    # The URL's tab reaches `active` while the page is being built (Location.sync): no worker build then.
+    app._ready = False
+    app.active = 0
+    assert offloaded == []
+    app._ready = True
+    app.active = 1  # a later visit to another tab is built in the worker
+    assert len(offloaded) == 1 and offloaded[0].func.title == EXPECTED_TITLES[1]
+
+
 def test_a_session_shares_the_process_wide_data_set_info() -> None:
     first, second = FraudApp(use_template=False), FraudApp(use_template=False)
     assert first.state.dataset is second.state.dataset
