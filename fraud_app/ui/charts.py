@@ -24,7 +24,6 @@ import asyncio
 import functools
 import logging
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -103,14 +102,6 @@ def render_model(spec: ChartSpec) -> Any:
     model = plot.state
     plot.cleanup()
     return model
-
-
-def warm_up(specs: list[ChartSpec]) -> float:
-    """Build and render each spec once (imports, first-render costs, the object cache); seconds taken."""
-    start = time.perf_counter()
-    for spec in specs:
-        render_model(spec)
-    return time.perf_counter() - start
 
 
 def clear_cache() -> None:
@@ -271,4 +262,4 @@ class OffloopChart(pn.viewable.Viewer):
 
 
 __all__ = ["CACHE_SIZE", "ChartSpec", "OffloopChart", "chart_object", "clear_cache", "in_server_session",
-           "render_model", "run_off_loop", "warm_up"]
+           "render_model", "run_off_loop"]

@@ -514,11 +514,6 @@ def hourly_rate_plot(summary: EDASummary) -> hv.Overlay:
     ).opts(responsive=True)
 
 
-def hourly_plots(summary: EDASummary) -> tuple[hv.Element, hv.Element]:
-    """Transactions per hour (stacked by class), and the fraud rate per hour."""
-    return hourly_counts_plot(summary), hourly_rate_plot(summary)
-
-
 def amount_histogram_plot(summary: EDASummary) -> hv.Overlay:
     """Amounts by class on a log10(1 + amount) axis."""
     amount = summary.log_histograms["amount"]
@@ -614,6 +609,6 @@ def static_scatter_plot(frame: pd.DataFrame, x: str, y: str) -> hv.Image:
 
 __all__ = [
     "EDASection", "amount_bucket_plot", "amount_histogram_plot", "class_balance_plot", "correlation_plot",
-    "describe_dataset", "distribution_plot", "histogram_overlay", "hourly_counts_plot", "hourly_plots",
+    "describe_dataset", "distribution_plot", "histogram_overlay", "hourly_counts_plot",
     "hourly_rate_plot", "ranking_plot", "scatter_plot", "static_scatter_plot",
 ]
