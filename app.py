@@ -15,7 +15,9 @@ from fraud_app.logging_setup import configure_logging
 
 configure_logging()
 
-if pn.state.served:
+# ``pn.state.served`` asks the same with ``inspect.stack()``, which costs tens of milliseconds of
+# the shared event loop per session; the module name Panel gives a served script is enough.
+if __name__.startswith("bokeh_app_"):
     if ui_locked():  # the start-up check refuses this already; never build the UI if it was bypassed
         pn.pane.Alert(f"The app is locked. {REFUSAL}", alert_type="danger").servable(title="Fraud Detection Studio")
     else:

@@ -1,21 +1,23 @@
-"""Static charts drawn off the event loop.
+"""Static charts: rendered once per process, off the event loop, embedded in each session.
 
-Turning a HoloViews object into Bokeh models costs 50-150 ms of pure Python per
-chart. Done by ``pn.pane.HoloViews`` it runs on the Tornado event loop that every
-browser session and the REST API share, so a page with a dozen charts held the loop
-for a second or more. :class:`OffloopChart` instead builds and renders its chart in
-one process-wide worker thread and only attaches the finished Bokeh model on the
-loop (one short callback per chart), so charts appear one by one as they are ready
-and the loop stays free for the API.
+Turning a HoloViews object into Bokeh models costs 50-300 ms of pure Python per chart,
+and attaching those models to a session's document costs as much again on the Tornado
+event loop that every browser session and the REST API share (Bokeh re-walks the whole
+document and serialises the new models into a patch). A chart that is the same for every
+session need not pay that per session:
 
-What is the same for every session is built once per process: a chart is described
-by a :class:`ChartSpec` (a builder function and its arguments), and the HoloViews
-object of a spec is cached (:func:`chart_object`). Only the Bokeh models, which
-belong to one browser document, are made per session.
+- a chart is described by a :class:`ChartSpec` (a builder function and its arguments);
+  its HoloViews object is cached per process (:func:`chart_object`);
+- :func:`render_item` renders it once per process and theme, in one worker thread, to a
+  Bokeh JSON item (``bokeh.embed.json_item``), kept as text in an LRU cache;
+- a session shows it with an :class:`EmbeddedChart`, a small ``JSComponent`` whose only
+  state is that text: BokehJS builds the plot in the browser
+  (``Bokeh.embed.embed_item``), so hover, pan and zoom work as in any Bokeh plot.
 
-Use it for charts without server-side interaction (hover, pan and zoom are all
-client-side in Bokeh). Charts whose streams call back into Python (datashader's
-re-rasterising on zoom) stay in ``pn.pane.HoloViews``.
+:class:`OffloopChart` ties them together: it shows a placeholder saying what is being
+drawn, takes a cached item at once, or asks the worker and sets the item in a next-tick
+callback (one short string update on the loop). Charts whose streams call back into
+Python (datashader's re-rasterising on zoom) stay in ``pn.pane.HoloViews``.
 """
 
 from __future__ import annotations
@@ -32,12 +34,15 @@ from typing import Any
 import holoviews as hv
 import panel as pn
 import param
+from bokeh.core.json_encoder import serialize_json
 from bokeh.document import Document
-from bokeh.models import Div
+from bokeh.embed import json_item
+from panel.custom import JSComponent
 from panel.io.state import set_curdoc
+from panel.theme import Bootstrap
 from tornado.ioloop import IOLoop
 
-from fraud_app.ui.theme import stylesheet
+from fraud_app.ui.theme import ASSETS, stylesheet
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +52,8 @@ log = logging.getLogger(__name__)
 _RENDER_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fds-chart")
 _cache_lock = threading.Lock()
 _cache: OrderedDict[Hashable, Any] = OrderedDict()
-#: HoloViews objects kept per process (a spec's key includes the data set's fingerprint).
+_items: OrderedDict[Hashable, str] = OrderedDict()
+#: HoloViews objects, and rendered items, kept per process (a spec's key includes the data set's fingerprint).
 CACHE_SIZE = 256
 
 
@@ -104,10 +110,47 @@ def render_model(spec: ChartSpec) -> Any:
     return model
 
 
+def _bokeh_theme(theme: str) -> Any:
+    """The Bokeh theme of the page's design (Bootstrap) for Panel's theme name."""
+    return Bootstrap._themes.get(theme, Bootstrap._themes["default"]).param.bokeh_theme.default
+
+
+def cached_item(spec: ChartSpec, theme: str = "default") -> str | None:
+    """The rendered item of ``spec`` if this process has it already (cheap: no rendering)."""
+    key = (spec.key, theme)
+    with _cache_lock:
+        item = _items.get(key)
+        if item is not None:
+            _items.move_to_end(key)
+        return item
+
+
+def render_item(spec: ChartSpec, theme: str = "default") -> str:
+    """``spec`` rendered to a Bokeh JSON item (text), once per process and theme.
+
+    Runs in the worker thread (or at warm-up); every session then embeds the same text.
+    """
+    item = cached_item(spec, theme)
+    if item is not None:
+        return item
+    item = serialize_json(json_item(render_model(spec), theme=_bokeh_theme(theme)))
+    with _cache_lock:
+        _items[(spec.key, theme)] = item
+        while len(_items) > CACHE_SIZE:
+            _items.popitem(last=False)
+    return item
+
+
+def session_theme() -> str:
+    """The theme of the current session (``?theme=dark``), as Panel's config has it."""
+    return "dark" if pn.config.theme == "dark" else "default"
+
+
 def clear_cache() -> None:
-    """Forget the cached HoloViews objects (tests)."""
+    """Forget the cached HoloViews objects and rendered items (tests)."""
     with _cache_lock:
         _cache.clear()
+        _items.clear()
 
 
 _LOOP: IOLoop | None = None
@@ -166,12 +209,25 @@ def in_server_session() -> bool:
     return doc is not None and doc.session_context is not None
 
 
+class EmbeddedChart(JSComponent):
+    """A Bokeh chart embedded from its JSON item; until it has one, a placeholder line.
+
+    The session's document holds this one model and the item's text, not the chart's
+    dozens of Bokeh models: BokehJS builds those in the browser (``assets/embedded_chart.js``).
+    """
+
+    item = param.String(default="", doc="The chart as a Bokeh JSON item (text); empty: the placeholder.")
+    placeholder = param.String(default="Drawing the chart…", doc="What is shown until the chart arrives.")
+
+    _esm = ASSETS / "embedded_chart.js"
+
+
 class OffloopChart(pn.viewable.Viewer):
-    """A static chart rendered in the worker thread and attached to the page when ready.
+    """A static chart rendered off the loop (once per process) and embedded when ready.
 
     Until its first chart arrives it shows a placeholder saying what is being drawn.
     A new ``spec`` while a render is in flight supersedes it: only the latest one is
-    attached. Outside a server (notebooks, tests) it renders at once.
+    shown. Outside a server (notebooks, tests) it renders at once.
     """
 
     spec = param.ClassSelector(class_=ChartSpec, default=None, allow_None=True, allow_refs=True,
@@ -184,55 +240,52 @@ class OffloopChart(pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         self._seq = 0
-        # One Panel object per chart: a Bokeh pane holding a placeholder Div, then the chart.
-        self._pane = pn.pane.Bokeh(
-            Div(text=f"<div class='fds-skeleton'>Drawing the {self.title}…</div>",
-                stylesheets=[stylesheet("charts")], sizing_mode="stretch_width", height=self.height),
-            height=self.height, sizing_mode="stretch_width", css_classes=["fds-chart"])
+        self._theme = session_theme()
+        self._pane = EmbeddedChart(placeholder=f"Drawing the {self.title}…", height=self.height,
+                                   sizing_mode="stretch_width", css_classes=["fds-chart"],
+                                   stylesheets=[stylesheet("charts")])
         if self.spec is not None:
-            if in_server_session():
-                pn.state.onload(self._request)
-            else:
-                self._render_now(self.spec)
+            self._request()
 
     def __panel__(self) -> pn.viewable.Viewable:
         return self._pane
 
     @property
-    def model(self) -> Any:
-        """The Bokeh model of the chart on screen (None before the first chart)."""
-        return self._pane.object if self.drawn is not None else None
+    def item(self) -> str | None:
+        """The Bokeh JSON item (text) of the chart on screen (None before the first chart)."""
+        return self._pane.item if self.drawn is not None else None
 
     @param.depends("spec", watch=True)
     def _on_spec(self) -> None:
-        if self.spec is None or self.spec == self.drawn:
-            return
-        if in_server_session():
+        if self.spec is not None and self.spec != self.drawn:
             self._request()
-        else:
-            self._render_now(self.spec)
 
     def _request(self) -> None:
-        """Ask the worker for the current spec; the result is attached in a next-tick callback.
+        """Show the current spec: at once when this process has rendered it, else via the worker.
 
         The render runs outside the document's lock, so the session keeps answering
-        (tab switches, widgets) while its charts are drawn.
+        (tab switches, widgets) while its charts are drawn; the item is set in a next-tick
+        callback.
         """
-        spec, doc = self.spec, pn.state.curdoc
-        if spec is None or doc is None:
+        spec = self.spec
+        if spec is None:
             return
         self._seq += 1
         seq = self._seq
-        ioloop = _server_loop()
-        if ioloop is None:  # no running server yet (the --warm session)
-            self._render_now(spec)
+        item = cached_item(spec, self._theme)
+        if item is not None:
+            self._show(spec, item)
             return
-        future = _RENDER_POOL.submit(render_model, spec)
+        doc, ioloop = pn.state.curdoc, _server_loop()
+        if not in_server_session() or ioloop is None:  # notebooks, tests, the --warm session
+            self._show(spec, render_item(spec, self._theme))
+            return
+        future = _RENDER_POOL.submit(render_item, spec, self._theme)
         # Hand the result to the loop's thread first: a document's callbacks may only be
         # added there (the worker would race with the session's own bookkeeping).
-        future.add_done_callback(lambda fut: ioloop.add_callback(self._schedule_attach, doc, spec, seq, fut))
+        future.add_done_callback(lambda fut: ioloop.add_callback(self._schedule_show, doc, spec, seq, fut))
 
-    def _schedule_attach(self, doc: Any, spec: ChartSpec, seq: int, future: Future) -> None:
+    def _schedule_show(self, doc: Any, spec: ChartSpec, seq: int, future: Future) -> None:
         if seq != self._seq or doc.session_context is None:
             return
         try:
@@ -244,22 +297,18 @@ class OffloopChart(pn.viewable.Viewer):
         if seq != self._seq:  # a newer spec was asked for meanwhile
             return
         try:
-            model = future.result()
+            item = future.result()
         except Exception as exc:
             log.error("could not draw %s: %s", spec, exc, exc_info=exc)
-            self._pane.object = Div(text=f"<div class='fds-skeleton'>Could not draw the {self.title}: {exc}</div>",
-                                    stylesheets=[stylesheet("charts")], sizing_mode="stretch_width")
+            self._pane.placeholder = f"Could not draw the {self.title}: {exc}"
             return
-        self._attach(spec, model)
+        self._show(spec, item)
 
-    def _render_now(self, spec: ChartSpec) -> None:
-        self._attach(spec, render_model(spec))
-
-    def _attach(self, spec: ChartSpec, model: Any) -> None:
-        self._pane.object = model
+    def _show(self, spec: ChartSpec, item: str) -> None:
+        self._pane.item = item
         with param.edit_constant(self):
             self.drawn = spec
 
 
-__all__ = ["CACHE_SIZE", "ChartSpec", "OffloopChart", "chart_object", "clear_cache", "in_server_session",
-           "render_model", "run_off_loop"]
+__all__ = ["CACHE_SIZE", "ChartSpec", "EmbeddedChart", "OffloopChart", "cached_item", "chart_object", "clear_cache",
+           "in_server_session", "render_item", "render_model", "run_off_loop", "session_theme"]

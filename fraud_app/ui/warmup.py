@@ -3,7 +3,7 @@
 ``app.py`` calls :func:`warm_up` before it builds a session; ``panel serve --warm``
 (as ``make run`` does) runs ``app.py`` once at start, before the server answers, so
 the first user finds the data set, its EDA summary, the reference transaction, the
-default EDA charts (HoloViews objects, cached) and datashader's compiled kernels
+default EDA charts (HoloViews objects and their rendered items, both themes) and datashader's compiled kernels
 ready. With ``--num-procs N`` on Python < 3.12 Panel does not run the app at start;
 each process then warms up with its first session (in worker threads, not on the
 event loop, apart from the app's own first build).
@@ -62,12 +62,16 @@ def _reference() -> None:
 
 
 def _eda_charts() -> None:
-    """Build one EDA tab outside any session: its default charts are built, rendered and cached."""
+    """Build one EDA tab outside any session: its default charts are built and rendered, in both themes."""
+    from fraud_app.ui.charts import render_item
     from fraud_app.ui.eda import EDASection
 
     state = AppState()
     state.load_dataset()
-    EDASection(state=state)
+    section = EDASection(state=state)  # renders the light items at once (no session)
+    for chart in section.charts.values():
+        if chart.spec is not None:
+            render_item(chart.spec, "dark")
 
 
 def reset() -> None:

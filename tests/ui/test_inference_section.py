@@ -360,7 +360,7 @@ def test_a_clear_transactions_explanation_is_drawn_in_a_readable_unit(
     ctrl.param.trigger("predict")
     assert ctrl.contributions["contribution"].tolist() == [4e-6, -1e-6]
     chart = section.verdict._explanation(ctrl.contributions)
-    assert isinstance(chart, OffloopChart) and chart.model is not None
+    assert isinstance(chart, OffloopChart) and chart.item is not None
     assert "10⁻⁶" in chart_object(chart.spec).opts.get().kwargs["ylabel"]
 
 
