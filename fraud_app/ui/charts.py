@@ -219,7 +219,8 @@ class EmbeddedChart(JSComponent):
     item = param.String(default="", doc="The chart as a Bokeh JSON item (text); empty: the placeholder.")
     placeholder = param.String(default="Drawing the chart…", doc="What is shown until the chart arrives.")
 
-    _esm = ASSETS / "embedded_chart.js"
+    # Read once per process: given as a path, Panel would read the file again for every chart of every session.
+    _esm = (ASSETS / "embedded_chart.js").read_text(encoding="utf-8")
 
 
 class OffloopChart(pn.viewable.Viewer):
