@@ -159,6 +159,10 @@ class _WriteJob:
     done: bool = False
 
 
+#: A SQLite write's lock wait may overrun its callers' deadline by at most this much (ms).
+_TIMEOUT_SLACK_MS = 200
+
+
 class _GroupWriter:
     """Group commit for one engine: concurrent callers share one transaction, each keeps all-or-none.
 
@@ -186,6 +190,8 @@ class _GroupWriter:
         self._conn: Connection | None = None
         #: ``time.monotonic()`` when the write in progress started, or None.
         self.writing_since: float | None = None
+        #: The busy timeout last set on the write connection (SQLite), keyed by the connection's id.
+        self._busy_timeout_set: dict[int, int] = {}
 
     def close(self) -> None:
         """Return the write connection to the pool (tests, shutdown)."""
@@ -240,9 +246,13 @@ class _GroupWriter:
             conn = self._conn = self.engine.connect()
         dialect = self.engine.dialect.name
         try:
-            if timeout_ms is not None and dialect == "sqlite":  # what is left of the callers' deadlines
+            if timeout_ms is not None and dialect == "sqlite" \
+                    and abs(timeout_ms - self._busy_timeout_set.get(id(conn), -10**9)) > _TIMEOUT_SLACK_MS:
+                # what is left of the callers' deadlines (re-set only when it moved by more than the slack:
+                # two statements less per write on the hot path)
                 conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeout_ms)}")
                 conn.commit()  # ends the autobegun (empty) transaction; the pragma stays on the connection
+                self._busy_timeout_set = {id(conn): timeout_ms}
             with conn.begin():
                 if timeout_ms is not None and dialect == "postgresql":
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
@@ -255,6 +265,7 @@ class _GroupWriter:
                 return list(conn.execute(_INSERT_PREDICTION, values).scalars().all())
         except BaseException as exc:
             self._conn = None
+            self._busy_timeout_set = {}
             conn.close()
             if is_busy_error(exc):
                 raise DatabaseBusyError(f"the database is locked by another writer (waited up to "
