@@ -243,6 +243,7 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 _KEY_END = re.compile(rb'"\s*:')
+_SPACED_KEY_END = re.compile(rb'"\s+:')
 
 
 def _key_count(value: Any) -> int:
@@ -264,10 +265,13 @@ def _fast_loads(body: bytes) -> Any:
     """
     try:
         payload = orjson.loads(body)
-    except orjson.JSONDecodeError:
+        keys = _key_count(payload)
+    except (orjson.JSONDecodeError, RecursionError):  # orjson nests deeper than Python may recurse
         return None
-    keys = _key_count(payload)
-    if body.count(b'":') == keys or len(_KEY_END.findall(body)) == keys:
+    compact = body.count(b'":')  # with no `"` + whitespace + `:` in the text, an upper bound of the keys
+    if compact == keys and _SPACED_KEY_END.search(body) is None:
+        return payload
+    if len(_KEY_END.findall(body)) == keys:
         return payload
     return None
 

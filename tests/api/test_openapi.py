@@ -115,7 +115,8 @@ def test_adding_a_route_is_one_line(monkeypatch):
     assert "/api/ping" in openapi_document()["paths"]
 
 
-@pytest.mark.parametrize("payload", [b'{"a": 1, "a": 2}', b'{"feature1": 1, "x": {"b": 1, "b": 2}}'])
+@pytest.mark.parametrize("payload", [b'{"a": 1, "a": 2}', b'{"feature1": 1, "x": {"b": 1, "b": 2}}',
+                                     b'{"a": 1, "a" : 2}', b'{"t": [{"a": 1}, {"a": 1, "a": 1}]}'])
 def test_duplicate_keys_are_caught_on_the_fast_path(payload):
     from fraud_app.api.base import APIError
     from fraud_app.api.handlers import parse_json_body
@@ -123,3 +124,17 @@ def test_duplicate_keys_are_caught_on_the_fast_path(payload):
     with pytest.raises(APIError) as caught:
         parse_json_body(payload)
     assert "twice" in caught.value.message
+
+
+@pytest.mark.parametrize("depth", [900, 1000, 1020, 5000])
+def test_deep_nesting_is_a_400_on_either_path(depth):
+    from fraud_app.api.base import APIError
+    from fraud_app.api.handlers import parse_json_body
+
+    body = b'{"x":' + b"[" * depth + b"]" * depth + b"}"  # valid JSON, nested deep
+    try:
+        payload = parse_json_body(body)  # decoded (later refused: "x" is no model input) ...
+    except APIError as exc:  # ... or a 400 "nested too deeply", never a RecursionError (a 500)
+        assert exc.status_code == 400 and "deeply" in exc.message
+    else:
+        assert set(payload) == {"x"}
