@@ -96,6 +96,7 @@ def test_the_error_table_names_real_classes():
         module, _, name = dotted.rpartition(".")
         cls = getattr(importlib.import_module(module), name)
         assert issubclass(cls, BaseException) and 400 <= rule.status < 600
+        assert f"{cls.__module__}.{cls.__qualname__}" == dotted, "the table is matched on the defining module"
 
 
 def test_adding_a_route_is_one_line(monkeypatch):
