@@ -55,6 +55,7 @@ test: venv-test
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 bench: venv-test data
+	$(PY) -m pip install --quiet -e ".[test,postgres,bench]"
 	$(PY) -m bench.run_all
 
 clean:

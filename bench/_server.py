@@ -96,18 +96,42 @@ class Server:
                 self.proc.wait(15)
 
     def kill9(self) -> None:
-        self.proc.send_signal(signal.SIGKILL)
+        """SIGKILL the server; with ``--num-procs`` (its own session) every process of its group."""
+        if os.getpgid(self.proc.pid) == self.proc.pid:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        else:
+            self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(15)
 
 
-def start_app_server(env: dict[str, str], log_path: Path, extra: list[str] | None = None) -> Server:
-    """The real ``panel serve app.py --plugins fraud_app.api`` on a free loopback port."""
+def start_app_server(env: dict[str, str], log_path: Path, extra: list[str] | None = None,
+                     new_session: bool = False) -> Server:
+    """The real ``panel serve app.py --plugins fraud_app.api`` on a free loopback port (in a session of
+    its own with ``new_session``, so that :meth:`Server.kill9` reaches its forked workers too)."""
     port = free_port()
     cmd = [sys.executable, "-m", "panel", "serve", str(ROOT / "app.py"), "--plugins", "fraud_app.api",
            "--port", str(port), "--address", "127.0.0.1", f"--allow-websocket-origin=127.0.0.1:{port}",
            *(extra or [])]
     log = open(log_path, "ab")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                            start_new_session=new_session)
+    log.close()
+    server = Server(proc, port, log_path)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/health", proc)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
+def start_flask_reference(env: dict[str, str], log_path: Path, database_url: str, model: str) -> Server:
+    """``bench/flask_reference.py`` (Flask + Flask-SQLAlchemy under waitress, 4 threads) on a free port."""
+    port = free_port()
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([sys.executable, "-m", "bench.flask_reference", "--port", str(port),
+                             "--database", database_url, "--model", model], cwd=ROOT, env=env,
+                            stdout=log, stderr=subprocess.STDOUT)
     log.close()
     server = Server(proc, port, log_path)
     try:

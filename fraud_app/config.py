@@ -70,6 +70,12 @@ class Settings:
     db_busy_timeout_s: float = 5.0
     max_buffered_bytes: int = 64 * 1024 * 1024
     login_hours: float = 12.0
+    #: Most API scoring requests scored and committed together (1 turns micro-batching off).
+    batch_max: int = 64
+    #: Extra milliseconds a batch leader waits for more requests (0: never wait).
+    batch_wait_ms: float = 0.0
+    #: SQLite ``PRAGMA synchronous``: ``NORMAL`` (crash-safe) or ``FULL`` (also power-loss safe).
+    sqlite_synchronous: str = "NORMAL"
 
     @property
     def parquet_path(self) -> Path:
@@ -115,7 +121,8 @@ _VARIABLES = ("FRAUD_APP_HOME", "FRAUD_APP_DATA_DIR", "FRAUD_APP_OUTPUT_DIR", "F
               "FRAUD_APP_DATABASE_URL", "FRAUD_APP_API_TOKEN", "FRAUD_APP_LOG_LEVEL", "FRAUD_APP_LOG_DIR",
               "FRAUD_APP_DATASET", "FRAUD_APP_SYNTHETIC_ROWS", "FRAUD_APP_SYNTHETIC_FRAUD_RATE", "FRAUD_APP_SEED",
               "FRAUD_APP_ALLOWED_HOSTS", "FRAUD_APP_DB_BUSY_TIMEOUT", "FRAUD_APP_MAX_BUFFERED_MB",
-              "FRAUD_APP_LOGIN_HOURS")
+              "FRAUD_APP_LOGIN_HOURS", "FRAUD_APP_BATCH_MAX", "FRAUD_APP_BATCH_WAIT_MS",
+              "FRAUD_APP_SQLITE_SYNCHRONOUS")
 _cache: tuple[tuple, Settings] | None = None
 
 
@@ -195,4 +202,14 @@ def _read_settings() -> Settings:
         db_busy_timeout_s=_float("FRAUD_APP_DB_BUSY_TIMEOUT", 5.0, 0.0, 3600.0),
         max_buffered_bytes=_int("FRAUD_APP_MAX_BUFFERED_MB", 64, 17) * 1024 * 1024,
         login_hours=_float("FRAUD_APP_LOGIN_HOURS", 12.0, 0.0, 24.0 * 366),
+        batch_max=_int("FRAUD_APP_BATCH_MAX", 64, 1),
+        batch_wait_ms=max(0.0, _float("FRAUD_APP_BATCH_WAIT_MS", 0.0, -1e-9, 1000.0)),
+        sqlite_synchronous=_synchronous(),
     )
+
+
+def _synchronous() -> str:
+    value = (_env("FRAUD_APP_SQLITE_SYNCHRONOUS") or "NORMAL").upper()
+    if value not in ("NORMAL", "FULL"):
+        raise ConfigError(f"FRAUD_APP_SQLITE_SYNCHRONOUS={value!r} must be NORMAL or FULL")
+    return value

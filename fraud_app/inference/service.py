@@ -316,11 +316,17 @@ def save_scores(fitted: FraudModel, values: np.ndarray, scores: np.ndarray, sour
     ``deadline`` (``time.monotonic()``): give up waiting for a database lock then (see
     :func:`fraud_app.storage.insert_predictions`); default: now plus the busy timeout.
     """
+    return insert_predictions(build_rows(fitted, values, scores, source), deadline=deadline)
+
+
+def build_rows(fitted: FraudModel, values: np.ndarray, scores: np.ndarray, source: str) -> list[dict[str, Any]]:
+    """The rows :func:`fraud_app.storage.insert_predictions` stores for scored ``values``."""
     threshold = float(fitted.threshold)
-    rows = [
+    name, version = fitted.name, fitted.version
+    return [
         {
-            "model": fitted.name,
-            "model_version": fitted.version,
+            "model": name,
+            "model_version": version,
             "features": dict(zip(MODEL_FEATURES, row, strict=True)),
             "fraud_probability": score,
             "is_fraud": score >= threshold,
@@ -329,7 +335,6 @@ def save_scores(fitted: FraudModel, values: np.ndarray, scores: np.ndarray, sour
         }
         for row, score in zip(values.tolist(), scores.tolist(), strict=True)
     ]
-    return insert_predictions(rows, deadline=deadline)
 
 
 def score_and_save(transactions: Mapping | Sequence[Mapping] | pd.DataFrame, model: str | None = None,

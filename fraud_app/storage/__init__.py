@@ -10,6 +10,7 @@ from fraud_app.storage.repository import (
     PREDICTION_FIELDS,
     TRAINING_RUN_FIELDS,
     DatabaseBusyError,
+    DatabaseUnavailableError,
     count_predictions,
     get_prediction,
     insert_predictions,
@@ -23,7 +24,7 @@ from fraud_app.storage.repository import (
 from fraud_app.storage.tables import SOURCES, metadata, predictions, training_runs
 
 __all__ = [
-    "PREDICTION_FIELDS", "SOURCES", "TRAINING_RUN_FIELDS", "DatabaseBusyError",
+    "PREDICTION_FIELDS", "SOURCES", "TRAINING_RUN_FIELDS", "DatabaseBusyError", "DatabaseUnavailableError",
     "count_predictions", "database_url", "dispose_engines", "get_engine", "get_prediction", "init_db",
     "insert_predictions", "list_predictions", "list_training_runs", "metadata", "predictions",
     "probe_database", "record_training_run", "to_jsonable", "training_runs", "write_wait_seconds",

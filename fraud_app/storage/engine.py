@@ -5,17 +5,29 @@ The engine is keyed by ``(os.getpid(), url)``. A process forked by
 its own pid, disposes the inherited ones without closing their sockets (they
 belong to the parent) and creates its own.
 
-SQLite gets write-ahead logging, a bounded busy timeout (PostgreSQL a ``lock_timeout``), ``synchronous=NORMAL`` (durable
-against a crash of the process; only a power loss can drop the last commits)
-and foreign keys, set on every new connection. The folder of the SQLite file is
+SQLite gets write-ahead logging, a bounded busy timeout (PostgreSQL a ``lock_timeout``) and foreign keys,
+set on every new connection, and ``PRAGMA synchronous`` from ``FRAUD_APP_SQLITE_SYNCHRONOUS``:
+
+* ``NORMAL`` (default): in WAL mode a commit is written to the WAL file but not fsynced; the WAL is
+  fsynced at each checkpoint. A committed row survives a crash (``kill -9``) of the server process,
+  because the operating system holds the write; a power loss or an OS crash can lose the last
+  transactions (never corrupt the database).
+* ``FULL``: the WAL is fsynced at every commit, so a commit also survives a power loss, at the cost of
+  one fsync per transaction (group commit shares it among the requests of one batch).
+
+JSON columns are encoded with orjson (NaN/inf become null; other values as the stdlib would). The folder of the SQLite file is
 created on first use.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
+from typing import Any
+
+import orjson
 from pathlib import Path
 
 from sqlalchemy import Engine, create_engine, event
@@ -52,12 +64,29 @@ def _sqlite_file(url: str) -> Path | None:
     return Path(database)
 
 
-def _on_sqlite_connect(dbapi_connection, _record, timeout_ms: int) -> None:  # noqa: ANN001 - DB-API objects
+def json_serializer(value: Any) -> str:
+    """JSON text of a column value: orjson (about 10x the stdlib), the stdlib for what orjson refuses."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY).decode()
+    except TypeError:
+        return json.dumps(value, default=str)
+
+
+def json_deserializer(text: str | bytes) -> Any:
+    """A JSON column value: orjson, the stdlib for what it refuses (NaN written by older versions)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def _on_sqlite_connect(dbapi_connection, _record, timeout_ms: int,  # noqa: ANN001 - DB-API objects
+                       synchronous: str = "NORMAL") -> None:
     cursor = dbapi_connection.cursor()
     try:
         cursor.execute(f"PRAGMA busy_timeout = {int(timeout_ms)}")
         cursor.execute("PRAGMA journal_mode = WAL")
-        cursor.execute("PRAGMA synchronous = NORMAL")
+        cursor.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'FULL' else 'NORMAL'}")
         cursor.execute("PRAGMA foreign_keys = ON")
     finally:
         cursor.close()
@@ -73,7 +102,7 @@ def _create(url: str) -> Engine:
     parsed = make_url(url)
     timeout_ms = busy_timeout_ms()
     backend = parsed.get_backend_name()
-    kwargs: dict = {"future": True}
+    kwargs: dict = {"future": True, "json_serializer": json_serializer, "json_deserializer": json_deserializer}
     if backend == "sqlite":
         path = _sqlite_file(url)
         if path is not None:
@@ -87,7 +116,9 @@ def _create(url: str) -> Engine:
         kwargs["max_overflow"] = 8
     engine = create_engine(url, **kwargs)
     if backend == "sqlite":
-        event.listen(engine, "connect", lambda conn, record: _on_sqlite_connect(conn, record, timeout_ms))
+        synchronous = get_settings().sqlite_synchronous
+        event.listen(engine, "connect",
+                     lambda conn, record: _on_sqlite_connect(conn, record, timeout_ms, synchronous))
     elif backend == "postgresql":
         event.listen(engine, "connect", lambda conn, record: _on_postgres_connect(conn, record, timeout_ms))
     log.debug("created engine for %s in pid %s", engine.url.render_as_string(hide_password=True), os.getpid())

@@ -31,6 +31,30 @@ class DatabaseBusyError(RuntimeError):
     """A write waited the whole busy timeout for a lock held by someone else; nothing was written."""
 
 
+class DatabaseUnavailableError(RuntimeError):
+    """A write failed for a passing reason of the database's own (a lost connection, a disk error);
+    nothing of its transaction was written, and a retry may succeed."""
+
+
+#: SQLite reports a schema mismatch as an OperationalError too: that is a bug or a broken set-up (500).
+_SCHEMA_PROBLEMS = ("no such table", "no such column", "has no column")
+
+
+def is_transient_error(exc: BaseException) -> bool:
+    """True for a database failure a retry may cure (connection lost, I/O error), False for a schema
+    problem or a constraint (a 500: the server or its set-up is wrong)."""
+    from sqlalchemy.exc import DisconnectionError, InterfaceError
+
+    if isinstance(exc, DisconnectionError):
+        return True
+    if not isinstance(exc, (OperationalError, InterfaceError)):
+        return False
+    if getattr(exc, "connection_invalidated", False):
+        return True
+    message = str(exc.orig if isinstance(exc, DBAPIError) else exc).lower()
+    return not any(problem in message for problem in _SCHEMA_PROBLEMS)
+
+
 def is_busy_error(exc: BaseException) -> bool:
     """True for a lock/busy timeout (SQLite "database is locked", PostgreSQL lock_not_available)."""
     if not isinstance(exc, DBAPIError):
@@ -82,8 +106,47 @@ def _prediction_dict(row: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-#: Built once: INSERT ... RETURNING id, ids in parameter order (also for multi-row executemany).
+#: Built once: INSERT ... RETURNING id, ids in parameter order (other databases than SQLite and PostgreSQL).
 _INSERT_PREDICTION = insert(predictions).returning(predictions.c.id, sort_by_parameter_order=True)
+#: Built once: the plain INSERT that SQLite and PostgreSQL run as one executemany per group.
+_INSERT_PLAIN = insert(predictions)
+#: PostgreSQL: this many ids drawn from the table's sequence in one round trip.
+_NEXTVAL = text("SELECT nextval(CAST(:seq AS regclass)) FROM generate_series(1, :n)")
+
+
+def _ids_sqlite(conn: Connection, values: list[dict[str, Any]]) -> list[int]:
+    """One executemany, then the ids from ``last_insert_rowid()``.
+
+    SQLAlchemy cannot return ids in parameter order from a multi-row ``INSERT ... RETURNING`` on
+    SQLite, so ``sort_by_parameter_order`` falls back to one statement per row (10,000 statements
+    for a 10,000-row batch). Instead: the writer's transaction holds SQLite's write lock, and a table
+    without ``AUTOINCREMENT`` gives each new row ``max(rowid) + 1``, so the rows of one executemany
+    get consecutive ids ending at ``last_insert_rowid()`` of this connection.
+    """
+    conn.execute(_INSERT_PLAIN, values)
+    last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+    return list(range(last - len(values) + 1, last + 1))
+
+
+_sequences: dict[tuple[int, str], str] = {}
+
+
+def _ids_postgres(conn: Connection, values: list[dict[str, Any]]) -> list[int]:
+    """Draw the ids from the table's sequence (one round trip), then one executemany with them.
+
+    psycopg spends most of a multi-row ``INSERT ... VALUES ... RETURNING`` (SQLAlchemy's
+    insertmanyvalues) splitting the long query text; a plain executemany is pipelined instead.
+    """
+    key = (id(conn.engine), str(conn.engine.url))
+    seq = _sequences.get(key)
+    if seq is None:
+        seq = conn.execute(text("SELECT pg_get_serial_sequence('predictions', 'id')")).scalar_one()
+        if seq is None:
+            raise RuntimeError("predictions.id has no sequence")
+        _sequences[key] = seq
+    ids = sorted(int(i) for i in conn.execute(_NEXTVAL, {"seq": seq, "n": len(values)}).scalars())
+    conn.execute(_INSERT_PLAIN, [{**value, "id": id_} for value, id_ in zip(values, ids, strict=True)])
+    return ids
 
 
 @dataclass
@@ -96,6 +159,10 @@ class _WriteJob:
     done: bool = False
 
 
+#: A SQLite write's lock wait may overrun its callers' deadline by at most this much (ms).
+_TIMEOUT_SLACK_MS = 200
+
+
 class _GroupWriter:
     """Group commit for one engine: concurrent callers share one transaction, each keeps all-or-none.
 
@@ -104,8 +171,13 @@ class _GroupWriter:
     are written together by the next leader. Under load this replaces many small commits
     (each a lock round trip and a WAL append for SQLite) by a few larger ones, and threads of
     one process never wait on each other inside SQLite's busy handler (which sleeps in
-    1-100 ms steps). If a grouped transaction fails, its jobs are retried one transaction each,
-    so one caller's bad rows never fail or drop another caller's rows.
+    1-100 ms steps). The rows of a group go in with one executemany (SQLAlchemy Core
+    ``insert()``, batched as multi-row ``INSERT ... RETURNING`` by insertmanyvalues).
+
+    Every row is checked by :func:`insert_predictions` before it joins a group, so a group can only
+    fail for a reason of the database's own (a lock held too long, a lost connection, a full disk):
+    then every job of the group fails with that error and nothing of the group is written; the
+    next group starts afresh on a new connection.
     """
 
     def __init__(self, engine: Engine) -> None:
@@ -118,6 +190,8 @@ class _GroupWriter:
         self._conn: Connection | None = None
         #: ``time.monotonic()`` when the write in progress started, or None.
         self.writing_since: float | None = None
+        #: The busy timeout last set on the write connection (SQLite), keyed by the connection's id.
+        self._busy_timeout_set: dict[int, int] = {}
 
     def close(self) -> None:
         """Return the write connection to the pool (tests, shutdown)."""
@@ -172,21 +246,34 @@ class _GroupWriter:
             conn = self._conn = self.engine.connect()
         dialect = self.engine.dialect.name
         try:
-            if timeout_ms is not None and dialect == "sqlite":  # what is left of the callers' deadlines
+            if timeout_ms is not None and dialect == "sqlite" \
+                    and abs(timeout_ms - self._busy_timeout_set.get(id(conn), -10**9)) > _TIMEOUT_SLACK_MS:
+                # what is left of the callers' deadlines (re-set only when it moved by more than the slack:
+                # two statements less per write on the hot path)
                 conn.exec_driver_sql(f"PRAGMA busy_timeout = {int(timeout_ms)}")
                 conn.commit()  # ends the autobegun (empty) transaction; the pragma stays on the connection
+                self._busy_timeout_set = {id(conn): timeout_ms}
             with conn.begin():
                 if timeout_ms is not None and dialect == "postgresql":
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
+                if dialect == "sqlite":
+                    return _ids_sqlite(conn, values)
+                if dialect == "postgresql":
+                    return _ids_postgres(conn, values)
                 if len(values) == 1:
                     return [conn.execute(_INSERT_PREDICTION, values[0]).scalar_one()]
                 return list(conn.execute(_INSERT_PREDICTION, values).scalars().all())
         except BaseException as exc:
             self._conn = None
+            self._busy_timeout_set = {}
             conn.close()
             if is_busy_error(exc):
                 raise DatabaseBusyError(f"the database is locked by another writer (waited up to "
                                         f"{busy_timeout_ms() / 1000:g} s); nothing was written") from exc
+            if isinstance(exc, Exception) and is_transient_error(exc):
+                raise DatabaseUnavailableError(
+                    f"the database failed while saving ({type(exc).__name__}: {str(getattr(exc, 'orig', exc))[:200]}); "
+                    "nothing of this transaction was written") from exc
             raise
 
     def _flush(self, group: list[_WriteJob]) -> None:
@@ -208,18 +295,10 @@ class _GroupWriter:
             return
         try:
             ids = self._insert([v for member in group for v in member.values], timeout_ms)
-        except DatabaseBusyError as exc:  # retrying one by one would wait the busy timeout once per caller
+        except Exception as exc:  # the whole group failed together: nothing of it was written
+            log.warning("group commit of %d writes failed: %s", len(group), exc)
             for member in group:
                 member.error = exc
-            return
-        except Exception:
-            log.debug("grouped insert of %d jobs failed; retrying one transaction each", len(group))
-            for member in group:
-                try:
-                    member.ids = self._insert(member.values,
-                                              max(1, int((member.deadline - time.monotonic()) * 1000)))
-                except Exception as exc:
-                    member.error = exc
             return
         start = 0
         for member in group:
@@ -285,18 +364,33 @@ def insert_predictions(rows: Sequence[Mapping[str, Any]], deadline: float | None
         source = row["source"]
         if source not in SOURCES:
             raise ValueError(f"source must be one of {', '.join(SOURCES)}, got {source!r}")
+        probability = float(row["fraud_probability"])
+        if not 0.0 <= probability <= 1.0:  # checked here, so that no row can fail a whole group commit
+            raise ValueError(f"fraud_probability must lie in [0, 1], got {probability!r}")
+        if not isinstance(row["features"], Mapping) or not row["model"]:
+            raise ValueError("a prediction row needs a model name and its features as a mapping")
         values.append({
             "created_at": row.get("created_at") or now,
             "model": row["model"],
             "model_version": row.get("model_version"),
             "features": row["features"],
-            "fraud_probability": float(row["fraud_probability"]),
+            "fraud_probability": probability,
             "is_fraud": bool(row["is_fraud"]),
             "threshold": float(row["threshold"]),
             "source": source,
         })
     ids = _writer(get_engine()).write(values, deadline)
-    return [_prediction_dict({**value, "id": id_}) for value, id_ in zip(values, ids, strict=True)]
+    stamps: dict[datetime, str] = {}
+    out = []
+    for value, id_ in zip(values, ids, strict=True):
+        created = value["created_at"]
+        stamp = stamps.get(created)
+        if stamp is None:
+            stamp = stamps[created] = _iso(created)
+        out.append({"id": id_, "created_at": stamp, "model": value["model"], "model_version": value["model_version"],
+                    "fraud_probability": value["fraud_probability"], "is_fraud": value["is_fraud"],
+                    "threshold": value["threshold"], "source": value["source"], "features": dict(value["features"])})
+    return out
 
 
 def list_predictions(limit: int = 50, offset: int = 0) -> list[dict[str, Any]]:

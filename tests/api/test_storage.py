@@ -97,9 +97,14 @@ def test_source_check_constraint_in_the_database(database):
 
 def test_a_batch_is_atomic(database):
     storage.insert_predictions([_row(0)])
-    bad_batch = [_row(1), _row(2), _row(3, fraud_probability=1.5), _row(4)]  # row 3 violates a CHECK
-    with pytest.raises(IntegrityError):
+    bad_batch = [_row(1), _row(2), _row(3, fraud_probability=1.5), _row(4)]  # row 3 would violate a CHECK
+    with pytest.raises(ValueError, match="fraud_probability"):  # refused before it can fail a group commit
         storage.insert_predictions(bad_batch)
+    assert storage.count_predictions() == 1
+    # the database's own CHECK still guards the table
+    with pytest.raises(IntegrityError), storage.get_engine().begin() as conn:
+        conn.execute(insert(predictions), [{**_row(5), "created_at": datetime.now(UTC)},
+                                           {**_row(6, fraud_probability=1.5), "created_at": datetime.now(UTC)}])
     assert storage.count_predictions() == 1
 
 
