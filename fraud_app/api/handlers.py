@@ -921,11 +921,15 @@ class Route:
     kwargs: dict = field(default_factory=dict)
 
 
+from fraud_app.api import monitoring as _monitoring  # noqa: E402 - its handlers subclass APIHandler above
+
 ROUTE_TABLE: list[Route] = [
     Route(r"/api/health/?", HealthHandler, "/api/health"),
     Route(r"/api/models/?", ModelsHandler, "/api/models"),
     Route(r"/api/predictions/?", PredictionsHandler, "/api/predictions"),
     Route(r"/api/predictions/([^/]+)/?", PredictionHandler, "/api/predictions/{id}"),
+    Route(r"/api/predictions/([^/]+)/label/?", _monitoring.LabelHandler, "/api/predictions/{id}/label"),
+    Route(r"/api/monitoring/?", _monitoring.MonitoringHandler, "/api/monitoring"),
     Route(r"/api/openapi\.json", OpenAPIHandler, "/api/openapi.json"),
 ]
 
@@ -975,7 +979,10 @@ def _schemas() -> dict[str, Any]:
                    "source": {"type": "string", "enum": ["ui", "api", "batch"]}}}
     prediction = {"type": "object", "additionalProperties": False,
                   "required": [*CREATED_FIELDS, "features"],
-                  "properties": {**created["properties"], "features": transaction}}
+                  "properties": {**created["properties"], "features": transaction,
+                                 "label": {"type": ["string", "null"], "enum": ["fraud", "legitimate", None]},
+                                 "labeled_at": {"type": ["string", "null"], "format": "date-time"},
+                                 "labeled_by": {"type": ["string", "null"]}}}
     return {
         "Transaction": transaction,
         "SingleRequest": {"type": "object", "additionalProperties": False, "required": list(MODEL_FEATURES),
@@ -1021,6 +1028,7 @@ def _schemas() -> dict[str, Any]:
             "database": {"type": "object", "required": ["status"], "properties": {
                 "status": {"type": "string", "enum": ["ok", "degraded"]}, "detail": {"type": "string"}}},
             "pid": {"type": "integer", "description": "the serving process (several with --num-procs)"}}},
+        **_monitoring.schemas(),
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "integer", "description": "the HTTP status"},

@@ -13,17 +13,18 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from fraud_app.monitoring.aggregates import record as record_monitoring
 from fraud_app.storage.engine import busy_timeout_ms, get_engine
-from fraud_app.storage.tables import SOURCES, predictions, training_runs
+from fraud_app.storage.tables import LABELS, SOURCES, predictions, training_runs
 
 log = logging.getLogger(__name__)
 
 #: Columns of a stored prediction, in the order the API shows them.
 PREDICTION_FIELDS = ("id", "created_at", "model", "model_version", "fraud_probability", "is_fraud",
-                     "threshold", "source", "features")
+                     "threshold", "source", "features", "label", "labeled_at", "labeled_by")
 TRAINING_RUN_FIELDS = ("id", "created_at", "model", "kind", "params", "metrics", "saved", "duration_s")
 
 
@@ -79,6 +80,9 @@ def _prediction_dict(row: Mapping[str, Any]) -> dict[str, Any]:
         "threshold": float(row["threshold"]),
         "source": row["source"],
         "features": dict(row["features"]),
+        "label": row.get("label"),
+        "labeled_at": None if row.get("labeled_at") is None else _iso(row["labeled_at"]),
+        "labeled_by": row.get("labeled_by"),
     }
 
 
@@ -179,8 +183,11 @@ class _GroupWriter:
                 if timeout_ms is not None and dialect == "postgresql":
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
                 if len(values) == 1:
-                    return [conn.execute(_INSERT_PREDICTION, values[0]).scalar_one()]
-                return list(conn.execute(_INSERT_PREDICTION, values).scalars().all())
+                    ids = [conn.execute(_INSERT_PREDICTION, values[0]).scalar_one()]
+                else:
+                    ids = list(conn.execute(_INSERT_PREDICTION, values).scalars().all())
+                record_monitoring(conn, values)  # the monitoring aggregates, in the same transaction
+                return ids
         except BaseException as exc:
             self._conn = None
             conn.close()
@@ -318,6 +325,24 @@ def get_prediction(prediction_id: int) -> dict[str, Any] | None:
     """One saved prediction, or None."""
     with get_engine().connect() as conn:
         row = conn.execute(select(predictions).where(predictions.c.id == int(prediction_id))).mappings().first()
+    return None if row is None else _prediction_dict(row)
+
+
+def set_label(prediction_id: int, label: str | None, labeled_by: str | None = None) -> dict[str, Any] | None:
+    """Set (or clear, with None) the analyst's label of one prediction; return the updated row, or None
+    when there is no such prediction. One short transaction (``UPDATE ... WHERE id``).
+
+    Raises ValueError for a label other than ``"fraud"``, ``"legitimate"`` or None.
+    """
+    if label is not None and label not in LABELS:
+        raise ValueError(f"label must be one of {', '.join(LABELS)} or null, got {label!r}")
+    if labeled_by is not None:
+        labeled_by = str(labeled_by)[:128]
+    values = {"label": label, "labeled_at": utcnow() if label is not None else None,
+              "labeled_by": labeled_by if label is not None else None}
+    with get_engine().begin() as conn:
+        row = conn.execute(update(predictions).where(predictions.c.id == int(prediction_id)).values(**values)
+                           .returning(*predictions.c)).mappings().first()
     return None if row is None else _prediction_dict(row)
 
 
