@@ -53,7 +53,7 @@ def test_single_prediction_roundtrip(api, saved_model, fitted_tree, sample_rows)
 
     got = api.get(created["location"] if "location" in created else resp.headers["location"])
     assert got.status == 200
-    assert got.json == {**created, "features": sample_rows[0]}
+    assert got.json == {**created, "features": sample_rows[0], "label": None, "labeled_at": None, "labeled_by": None}
     assert storage.count_predictions() == 1
 
 
