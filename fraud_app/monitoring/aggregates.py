@@ -55,6 +55,14 @@ def model_reference(name: str, version: str | None) -> dict[str, Any] | None:
     return reference
 
 
+def warm_references(values: Sequence[Mapping[str, Any]]) -> None:
+    """Look up (and cache) the references of the models of ``values`` BEFORE the write transaction, so
+    :func:`record` never reads a file (or imports the model stack) while holding the database's write lock."""
+    for key in {(row["model"], row.get("model_version") or "") for row in values}:
+        if key not in _references:
+            model_reference(key[0], key[1] or None)
+
+
 def clear_reference_cache() -> None:
     """Forget the cached references (tests)."""
     with _cache_lock:

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from fraud_app.monitoring.aggregates import record as record_monitoring
+from fraud_app.monitoring.aggregates import warm_references
 from fraud_app.storage.engine import busy_timeout_ms, get_engine
 from fraud_app.storage.tables import LABELS, SOURCES, predictions, training_runs
 
@@ -302,6 +303,7 @@ def insert_predictions(rows: Sequence[Mapping[str, Any]], deadline: float | None
             "threshold": float(row["threshold"]),
             "source": source,
         })
+    warm_references(values)  # the monitoring's model references, read before the write transaction
     ids = _writer(get_engine()).write(values, deadline)
     return [_prediction_dict({**value, "id": id_}) for value, id_ in zip(values, ids, strict=True)]
 

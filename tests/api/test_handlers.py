@@ -328,7 +328,7 @@ def test_openapi_documents_every_route_and_method(api):
             for status, response in operation["responses"].items():
                 assert response["description"], (route.path, method, status)
     expected_paths = {"/api/health", "/api/models", "/api/predictions", "/api/predictions/{id}",
-                      "/api/openapi.json"}
+                      "/api/predictions/{id}/label", "/api/monitoring", "/api/openapi.json"}
     assert set(document["paths"]) == expected_paths
     post = document["paths"]["/api/predictions"]["post"]
     assert {"201", "400", "401", "404", "405", "413"} <= set(post["responses"])
