@@ -25,7 +25,6 @@ from sqlalchemy import Connection
 
 from fraud_app.data import MODEL_FEATURES
 from fraud_app.monitoring.reference import SCORE_FEATURE, bin_indices, reference_of, score_bins
-from fraud_app.storage.tables import monitoring_bins, monitoring_volume
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +94,9 @@ def record(conn: Connection, values: Sequence[Mapping[str, Any]]) -> None:
     """Add the prediction rows ``values`` (as inserted) to the aggregates, on ``conn``'s transaction."""
     if not values:
         return
+    # imported here: fraud_app.storage's writer imports this module while fraud_app.storage initialises
+    from fraud_app.storage.tables import monitoring_bins, monitoring_volume
+
     volume: Counter = Counter()
     flagged: Counter = Counter()
     bins: Counter = Counter()

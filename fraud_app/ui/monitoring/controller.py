@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from types import MappingProxyType
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -70,8 +71,10 @@ class MonitoringController(param.Parameterized):
     refresh = param.Event(doc="Read the report and the review queue again.")
 
     # -- outputs -------------------------------------------------------------------------------
-    report = param.Dict(default=None, allow_None=True, constant=True,
-                        doc="The latest monitoring report (fraud_app.monitoring.report.monitoring_report).")
+    report = param.ClassSelector(class_=MappingProxyType, default=None, allow_None=True, constant=True,
+                                 doc="The latest monitoring report (fraud_app.monitoring.report.monitoring_report), "
+                                     "read-only. (A mapping proxy, not a dict: Param would compare every new "
+                                     "report with the old one key by key, on the event loop.)")
     queue = param.DataFrame(default=None, allow_None=True, constant=True,
                             doc="Unlabeled predictions, highest fraud probability first, with their top contributions.")
     error = param.String(default=None, allow_None=True, constant=True,
@@ -86,17 +89,30 @@ class MonitoringController(param.Parameterized):
             params["state"] = AppState()
         super().__init__(**params)
         self._seq = 0
+        self._queue_model: str | None = None
 
     # -- refreshing ----------------------------------------------------------------------------
-    def _read(self, model: str | None, hours: int, bucket: str, size: int) -> tuple[list[str], dict, pd.DataFrame]:
+    def _read(self, model: str | None, hours: int, bucket: str, size: int
+              ) -> tuple[list[str], dict | None, pd.DataFrame | None]:
+        """(model names, the report, the queue) read in the worker thread; the report or the queue is None
+        when it equals the one on screen, so an unchanged refresh costs the event loop nothing."""
         from fraud_app.models.store import list_models
         from fraud_app.monitoring.report import monitoring_report, review_queue
 
         names = [meta["name"] for meta in list_models()]
         until = datetime.now(UTC)
         report = monitoring_report(model, since=until - timedelta(hours=hours), until=until, bucket=bucket)
-        queue = queue_frame(review_queue(report["model"], limit=size), report["model"])
-        return names, report, queue
+        rows = review_queue(report["model"], limit=size)
+        shown, shown_queue = self.report, self.queue
+        if shown_queue is not None and [r["id"] for r in rows] == shown_queue["id"].tolist() \
+                and self._queue_model == report["model"]:
+            queue = None  # the same predictions: no explanation to compute, nothing to send
+        else:
+            queue = queue_frame(rows, report["model"])
+        self._queue_model = report["model"]
+        same = shown is not None and {k: v for k, v in report.items() if k not in ("since", "until")} == \
+            {k: v for k, v in shown.items() if k not in ("since", "until")}
+        return names, None if same else report, queue
 
     async def refresh_now(self) -> None:
         """Read the report and the queue in a worker thread, then publish them."""
@@ -121,10 +137,19 @@ class MonitoringController(param.Parameterized):
                     self.loading = False
         if seq != self._seq:  # a newer refresh started meanwhile: let it win
             return
-        self.param.model.objects = [None, *names]
+        if self.param.model.objects != [None, *names]:
+            self.param.model.objects = [None, *names]
+        # Each output in its own loop callback, so no single one holds the loop long.
         with param.edit_constant(self):
-            self.param.update(report=report, queue=queue, error=None,
-                              updated_at=datetime.now(UTC).strftime("%H:%M:%S"))
+            self.param.update(error=None, updated_at=datetime.now(UTC).strftime("%H:%M:%S"))
+        if report is not None:
+            await asyncio.sleep(0)
+            with param.edit_constant(self):
+                self.report = MappingProxyType(report)
+        if queue is not None:
+            await asyncio.sleep(0)
+            with param.edit_constant(self):
+                self.queue = queue
 
     async def label(self, prediction_id: int, label: str | None) -> dict[str, Any] | None:
         """Set the label of one prediction (in a worker thread), then refresh; returns the updated row."""

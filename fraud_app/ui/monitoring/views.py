@@ -5,13 +5,18 @@ from __future__ import annotations
 import html
 from typing import Any
 
+import pandas as pd
 import panel as pn
 import param
 from bokeh.models.widgets.tables import NumberFormatter
 
 from fraud_app.ui.charts import OffloopChart
 from fraud_app.ui.monitoring.charts import psi_spec, scores_spec, volume_spec
-from fraud_app.ui.monitoring.controller import MonitoringController
+from fraud_app.ui.monitoring.controller import QUEUE_COLUMNS, MonitoringController
+
+
+_EMPTY_QUEUE = pd.DataFrame({name: pd.Series(dtype="int64" if name == "id" else "float64"
+                                          if name == "fraud_probability" else "object") for name in QUEUE_COLUMNS})
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -21,11 +26,11 @@ def _pct(value: float | None, digits: int = 1) -> str:
 def status_text(report: dict[str, Any] | None, error: str | None, updated_at: str, loading: bool) -> str:
     """The line under the controls: which model, window, when, or what went wrong."""
     if error:
-        return f"⚠ {error}"
+        return f"⚠ {html.escape(error)}"
     if report is None:
         return "Reading the monitoring report…" if loading or not updated_at else "No report yet."
-    version = f" (version {report['model_version']})" if report.get("model_version") else ""
-    return (f"Model **{report['model']}**{version} · {report['since'][:16].replace('T', ' ')} to "
+    version = f" (version {html.escape(report['model_version'])})" if report.get("model_version") else ""
+    return (f"Model <b>{html.escape(report['model'])}</b>{version} · {report['since'][:16].replace('T', ' ')} to "
             f"{report['until'][:16].replace('T', ' ')} UTC · updated {updated_at} UTC")
 
 
@@ -91,8 +96,8 @@ class ControlsView(pn.viewable.Viewer):
                                                           margin=(28, 10, 10, 10)),
                    pn.widgets.Button.from_param(ctrl.param.refresh, label="Refresh", button_type="primary",
                                                 width=100, margin=(28, 10, 10, 10), loading=ctrl.param.loading)),
-            pn.pane.Markdown(pn.bind(status_text, ctrl.param.report, ctrl.param.error, ctrl.param.updated_at,
-                                     ctrl.param.loading), margin=(0, 10), css_classes=["mon-status"]),
+            pn.pane.HTML(pn.bind(status_text, ctrl.param.report, ctrl.param.error, ctrl.param.updated_at,
+                                 ctrl.param.loading), margin=(0, 10), css_classes=["mon-status"]),
             sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -145,26 +150,24 @@ class ReviewQueueView(pn.viewable.Viewer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
-        self._table: pn.widgets.Tabulator | None = None
+        queue = self.ctrl.param.queue
+        # One table for the tab's life, its value bound to the queue (an empty frame until it is read).
+        self.table = pn.widgets.Tabulator(
+            queue.rx.pipe(lambda frame: _EMPTY_QUEUE if frame is None else frame), disabled=True,
+            show_index=False, pagination=None, sizing_mode="stretch_width", layout="fit_data_stretch",
+            css_classes=["review-queue"], visible=queue.rx.pipe(lambda frame: frame is not None),
+            buttons={"fraud": "<span class='mon-mark-fraud'>Fraud</span>",
+                     "legitimate": "<span class='mon-mark-legit'>Legitimate</span>"},
+            formatters={"fraud_probability": NumberFormatter(format="0.00000")})
+        self.table.on_click(self._on_click)
         self._layout = pn.Card(
             pn.pane.Markdown("Unlabeled predictions of the monitored model, highest P(fraud) first, with the "
                              "inputs that pushed them most. Your verdict feeds the realized precision and, with "
                              "*add labeled predictions*, the next training.", margin=(0, 10)),
-            pn.panel(pn.bind(self._table_for, self.ctrl.param.queue)),
+            pn.pane.Markdown("Reading the review queue…", margin=(0, 10),
+                             visible=queue.rx.pipe(lambda frame: frame is None)),
+            self.table,
             title="Review queue", collapsible=False, sizing_mode="stretch_width")
-
-    def _table_for(self, frame: Any) -> pn.viewable.Viewable:
-        if frame is None:
-            return pn.pane.Markdown("Reading the review queue…", margin=(0, 10))
-        if self._table is None:
-            self._table = pn.widgets.Tabulator(
-                self.ctrl.param.queue, disabled=True, show_index=False, pagination=None,
-                sizing_mode="stretch_width", layout="fit_data_stretch", css_classes=["review-queue"],
-                buttons={"fraud": "<span class='mon-mark-fraud'>Fraud</span>",
-                         "legitimate": "<span class='mon-mark-legit'>Legitimate</span>"},
-                formatters={"fraud_probability": NumberFormatter(format="0.00000")})
-            self._table.on_click(self._on_click)
-        return self._table
 
     async def _on_click(self, event: Any) -> None:
         if event.column not in ("fraud", "legitimate") or self.ctrl.queue is None:
