@@ -9,6 +9,7 @@ evaluate                             the multi-seed benchmark of every model kin
 models list | status                 the saved models; the active one and how it became active
 models activate NAME                 make NAME the active model (what the API scores with)
 models compare NAME NAME...          score saved models on the same test rows
+feedback export --out FILE.parquet   the analysts' labeled predictions, canonical schema [--model NAME]
 serve [--port N]                     ``panel serve app.py --plugins fraud_app.api``
 """
 
@@ -104,7 +105,7 @@ def _load_plugins() -> None:
     """Import the modules that register more sub-commands (train, evaluate, models)."""
     import importlib
 
-    for module in ("fraud_app.training.cli",):
+    for module in ("fraud_app.training.cli", "fraud_app.monitoring.cli"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

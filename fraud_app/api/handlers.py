@@ -486,11 +486,15 @@ class Route:
     kwargs: dict = field(default_factory=dict)
 
 
+from fraud_app.api import monitoring as _monitoring  # noqa: E402 - its handlers subclass APIHandler above
+
 ROUTE_TABLE: list[Route] = [
     Route(r"/api/health/?", HealthHandler, "/api/health"),
     Route(r"/api/models/?", ModelsHandler, "/api/models"),
     Route(r"/api/predictions/?", PredictionsHandler, "/api/predictions"),
     Route(r"/api/predictions/([^/]+)/?", PredictionHandler, "/api/predictions/{id}"),
+    Route(r"/api/predictions/([^/]+)/label/?", _monitoring.LabelHandler, "/api/predictions/{id}/label"),
+    Route(r"/api/monitoring/?", _monitoring.MonitoringHandler, "/api/monitoring"),
     Route(r"/api/openapi\.json", OpenAPIHandler, "/api/openapi.json"),
 ]
 

@@ -127,7 +127,12 @@ def _schemas() -> dict[str, Any]:
                    "source": {"type": "string", "enum": ["ui", "api", "batch"]}}}
     prediction = {"type": "object", "additionalProperties": False,
                   "required": [*CREATED_FIELDS, "features"],
-                  "properties": {**created["properties"], "features": transaction}}
+                  "properties": {**created["properties"], "features": transaction,
+                                 "label": {"type": ["string", "null"], "enum": ["fraud", "legitimate", None]},
+                                 "labeled_at": {"type": ["string", "null"], "format": "date-time"},
+                                 "labeled_by": {"type": ["string", "null"]}}}
+    from fraud_app.api import monitoring as _monitoring
+
     return {
         **requests,
         "CreatedPrediction": created,
@@ -165,6 +170,7 @@ def _schemas() -> dict[str, Any]:
             "database": {"type": "object", "required": ["status"], "properties": {
                 "status": {"type": "string", "enum": ["ok", "degraded"]}, "detail": {"type": "string"}}},
             "pid": {"type": "integer", "description": "the serving process (several with --num-procs)"}}},
+        **_monitoring.schemas(),
         "Error": {"type": "object", "required": ["error"], "properties": {"error": {
             "type": "object", "required": ["code", "message"], "properties": {
                 "code": {"type": "integer", "description": "the HTTP status"},

@@ -124,6 +124,8 @@ def save_model(model: FraudModel, name: str, overwrite: bool = False) -> Path:
             meta = model.metadata
             meta.update(name=name, version=version, saved_at=saved_at, files=files,
                         store_format=STORE_FORMAT, library_versions=_library_versions())
+            if getattr(model, "monitoring_reference", None) is not None:  # fraud_app.monitoring.reference
+                meta["reference"] = model.monitoring_reference
             write_json_atomic(tmp / METADATA_FILE, meta)
             pin_new = _prepare_pin(name)
             if target.exists():

@@ -18,14 +18,15 @@ from fraud_app.storage.repository import (
     list_training_runs,
     probe_database,
     record_training_run,
+    set_label,
     to_jsonable,
     write_wait_seconds,
 )
-from fraud_app.storage.tables import SOURCES, metadata, predictions, training_runs
+from fraud_app.storage.tables import LABELS, SOURCES, metadata, predictions, training_runs
 
 __all__ = [
-    "PREDICTION_FIELDS", "SOURCES", "TRAINING_RUN_FIELDS", "DatabaseBusyError", "DatabaseUnavailableError",
+    "LABELS", "PREDICTION_FIELDS", "SOURCES", "TRAINING_RUN_FIELDS", "DatabaseBusyError", "DatabaseUnavailableError",
     "count_predictions", "database_url", "dispose_engines", "get_engine", "get_prediction", "init_db",
     "insert_predictions", "list_predictions", "list_training_runs", "metadata", "predictions",
-    "probe_database", "record_training_run", "to_jsonable", "training_runs", "write_wait_seconds",
+    "probe_database", "record_training_run", "set_label", "to_jsonable", "training_runs", "write_wait_seconds",
 ]

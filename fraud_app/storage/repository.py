@@ -13,17 +13,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, text
+from sqlalchemy import Connection, Engine, func, insert, select, text, update
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from fraud_app.monitoring.aggregates import record as record_monitoring
+from fraud_app.monitoring.aggregates import warm_references
 from fraud_app.storage.engine import busy_timeout_ms, get_engine
-from fraud_app.storage.tables import SOURCES, predictions, training_runs
+from fraud_app.storage.tables import LABELS, SOURCES, predictions, training_runs
 
 log = logging.getLogger(__name__)
 
 #: Columns of a stored prediction, in the order the API shows them.
 PREDICTION_FIELDS = ("id", "created_at", "model", "model_version", "fraud_probability", "is_fraud",
-                     "threshold", "source", "features")
+                     "threshold", "source", "features", "label", "labeled_at", "labeled_by")
 TRAINING_RUN_FIELDS = ("id", "created_at", "model", "kind", "params", "metrics", "saved", "duration_s")
 
 
@@ -103,6 +105,9 @@ def _prediction_dict(row: Mapping[str, Any]) -> dict[str, Any]:
         "threshold": float(row["threshold"]),
         "source": row["source"],
         "features": dict(row["features"]),
+        "label": row.get("label"),
+        "labeled_at": None if row.get("labeled_at") is None else _iso(row["labeled_at"]),
+        "labeled_by": row.get("labeled_by"),
     }
 
 
@@ -257,12 +262,15 @@ class _GroupWriter:
                 if timeout_ms is not None and dialect == "postgresql":
                     conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
                 if dialect == "sqlite":
-                    return _ids_sqlite(conn, values)
-                if dialect == "postgresql":
-                    return _ids_postgres(conn, values)
-                if len(values) == 1:
-                    return [conn.execute(_INSERT_PREDICTION, values[0]).scalar_one()]
-                return list(conn.execute(_INSERT_PREDICTION, values).scalars().all())
+                    ids = _ids_sqlite(conn, values)
+                elif dialect == "postgresql":
+                    ids = _ids_postgres(conn, values)
+                elif len(values) == 1:
+                    ids = [conn.execute(_INSERT_PREDICTION, values[0]).scalar_one()]
+                else:
+                    ids = list(conn.execute(_INSERT_PREDICTION, values).scalars().all())
+                record_monitoring(conn, values)  # the monitoring aggregates, in the same transaction
+                return ids
         except BaseException as exc:
             self._conn = None
             self._busy_timeout_set = {}
@@ -379,6 +387,7 @@ def insert_predictions(rows: Sequence[Mapping[str, Any]], deadline: float | None
             "threshold": float(row["threshold"]),
             "source": source,
         })
+    warm_references(values)  # the monitoring's model references, read before the write transaction
     ids = _writer(get_engine()).write(values, deadline)
     stamps: dict[datetime, str] = {}
     out = []
@@ -389,7 +398,8 @@ def insert_predictions(rows: Sequence[Mapping[str, Any]], deadline: float | None
             stamp = stamps[created] = _iso(created)
         out.append({"id": id_, "created_at": stamp, "model": value["model"], "model_version": value["model_version"],
                     "fraud_probability": value["fraud_probability"], "is_fraud": value["is_fraud"],
-                    "threshold": value["threshold"], "source": value["source"], "features": dict(value["features"])})
+                    "threshold": value["threshold"], "source": value["source"], "features": dict(value["features"]),
+                    "label": None, "labeled_at": None, "labeled_by": None})  # a new row has no analyst label yet
     return out
 
 
@@ -412,6 +422,24 @@ def get_prediction(prediction_id: int) -> dict[str, Any] | None:
     """One saved prediction, or None."""
     with get_engine().connect() as conn:
         row = conn.execute(select(predictions).where(predictions.c.id == int(prediction_id))).mappings().first()
+    return None if row is None else _prediction_dict(row)
+
+
+def set_label(prediction_id: int, label: str | None, labeled_by: str | None = None) -> dict[str, Any] | None:
+    """Set (or clear, with None) the analyst's label of one prediction; return the updated row, or None
+    when there is no such prediction. One short transaction (``UPDATE ... WHERE id``).
+
+    Raises ValueError for a label other than ``"fraud"``, ``"legitimate"`` or None.
+    """
+    if label is not None and label not in LABELS:
+        raise ValueError(f"label must be one of {', '.join(LABELS)} or null, got {label!r}")
+    if labeled_by is not None:
+        labeled_by = str(labeled_by)[:128]
+    values = {"label": label, "labeled_at": utcnow() if label is not None else None,
+              "labeled_by": labeled_by if label is not None else None}
+    with get_engine().begin() as conn:
+        row = conn.execute(update(predictions).where(predictions.c.id == int(prediction_id)).values(**values)
+                           .returning(*predictions.c)).mappings().first()
     return None if row is None else _prediction_dict(row)
 
 

@@ -67,6 +67,9 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
                         help="a hyper-parameter over the default (JSON value), e.g. --param num_leaves=31; "
                              "the list is below")
     parser.add_argument("--json", action="store_true", help="print the result as JSON instead of a table")
+    parser.add_argument("--with-feedback", action="store_true",
+                        help="add the analysts' labeled predictions to the training rows (deduplicated "
+                             "against the data set; never to the test rows)")
 
 
 class _ProgressPrinter:
@@ -110,9 +113,16 @@ def _table(result: Any) -> str:
         ("Brier", f"{m['brier']:.6f} (reliability: ECE {m['ece']:.6f})"),
         ("confusion", f"TN {tn:,}  FP {fp:,}  FN {fn:,}  TP {tp:,}"),
         ("fit time", f"{result.fit_seconds:.1f} s (total {result.duration_s:.1f} s)"),
+        ("feedback rows", f"{result.feedback_rows:,} labeled predictions added to the training rows"),
     ]
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
+
+
+def _feedback() -> Any:
+    from fraud_app.monitoring.feedback import labeled_predictions
+
+    return labeled_predictions()
 
 
 @command("train", _configure_train)
@@ -125,7 +135,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise ValueError("--name is required (or pass --no-save)")
     pipeline = TrainingPipeline(args.model, dict(args.param), name=args.name, save=not args.no_save,
                                 overwrite=args.overwrite, seed=args.seed, split=args.split,
-                                threshold_method=args.threshold_method, folds=args.folds)
+                                threshold_method=args.threshold_method, folds=args.folds,
+                                feedback=_feedback() if getattr(args, "with_feedback", False) else None)
     frame = load_transactions()
     result = pipeline.run(frame, progress=None if args.json else _ProgressPrinter())
     if args.json:

@@ -62,6 +62,8 @@ class TrainingResult:
     reliability: dict[str, Any] = field(default_factory=dict, repr=False)
     threshold_labels: list[int] = field(default_factory=list, repr=False)
     threshold_scores: list[float] = field(default_factory=list, repr=False)
+    #: Labeled predictions added to the training rows (``feedback=``), after deduplication.
+    feedback_rows: int = 0
 
     @property
     def threshold(self) -> float:
@@ -76,7 +78,7 @@ class TrainingResult:
             "test_size": self.test_size, "n_train": self.n_train, "trained_at": self.trained_at,
             "model_version": self.model_version, "threshold": self.threshold,
             "fit_info": self.model.fit_info, "split": self.split, "threshold_method": self.threshold_method,
-            "folds": self.folds, "reliability": self.reliability,
+            "folds": self.folds, "reliability": self.reliability, "feedback_rows": self.feedback_rows,
         }
         if include_scores:
             data["y_test"] = self.y_test
@@ -110,6 +112,8 @@ class TrainingPipeline:
         ``TrainingResult.threshold_scores`` (its cost suggestion rebuilds a validation split);
         the CLI, ``evaluate`` and the benchmark use ``"oof"``.
     folds : folds for ``threshold_method="oof"``.
+    feedback : labeled predictions (``fraud_app.monitoring.feedback.labeled_predictions()``) to add to
+        the training rows, deduplicated against ``frame``; never to the test rows.
 
     Bad arguments (unknown kind or parameter, invalid name, a taken name without
     ``overwrite``, an unknown split or threshold method) raise ``ValueError`` subclasses here,
@@ -118,7 +122,8 @@ class TrainingPipeline:
 
     def __init__(self, kind: str, params: dict[str, Any] | None = None, *, name: str | None = None,
                  save: bool = False, overwrite: bool = False, seed: int = 0, test_size: float = 0.2,
-                 split: str = "random", threshold_method: str = "validation", folds: int = DEFAULT_FOLDS) -> None:
+                 split: str = "random", threshold_method: str = "validation", folds: int = DEFAULT_FOLDS,
+                 feedback: pd.DataFrame | None = None) -> None:
         if not 0.0 < float(test_size) < 1.0:
             raise ValueError(f"test_size must be between 0 and 1, got {test_size!r}")
         if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -141,6 +146,7 @@ class TrainingPipeline:
         self.split = split
         self.threshold_method = threshold_method
         self.folds = int(folds)
+        self.feedback = feedback
         if self.save and self.name is None:
             raise ValueError("a name is needed to save the model")
         create(kind, **self.params)  # validates kind and parameters now
@@ -181,10 +187,13 @@ class TrainingPipeline:
         train, test = self.split_rows(frame)
         train_frame, test_frame = frame.iloc[train], frame.iloc[test]
         y_test = y[test].astype(int)
+        from fraud_app.monitoring.feedback import add_feedback  # labeled predictions: training rows only
+
+        train_frame, feedback_rows = add_feedback(train_frame, self.feedback, frame)
 
         model = create(self.kind, **self.params)
         fit_started = time.perf_counter()
-        model.fit_with(train_frame, y[train], reporter.sub(0.02, 0.9), threshold_method=self.threshold_method,
+        model.fit_with(train_frame, train_frame[TARGET].to_numpy(), reporter.sub(0.02, 0.9), threshold_method=self.threshold_method,
                        folds=self.folds)
         fit_seconds = time.perf_counter() - fit_started
 
@@ -200,6 +209,11 @@ class TrainingPipeline:
                              threshold_method=self.threshold_method, ece=reliability["ece"],
                              folds=self.folds if self.threshold_method == "oof" else None)
         model.data_fingerprint = str(frame.attrs.get("fingerprint") or fingerprint(frame))
+        model.fit_info["feedback_rows"] = feedback_rows
+        from fraud_app.monitoring.reference import build_reference  # saved with the model (metadata "reference")
+
+        model.monitoring_reference = build_reference(
+            train_frame, None if model.threshold_scores is None else model.threshold_scores[1], model.threshold)
 
         saved = False
         if self.save:
@@ -219,8 +233,8 @@ class TrainingPipeline:
             seed=self.seed, metrics=jsonable(model.metrics), pr_curve=curve, y_test=y_test.tolist(),
             test_scores=scores.tolist(), duration_s=round(duration, 3), fit_seconds=round(fit_seconds, 3),
             saved=saved, data_fingerprint=model.data_fingerprint, test_size=self.test_size,
-            n_train=int(len(train)), trained_at=model.trained_at, model_version=model.version,
+            n_train=int(len(train_frame)), trained_at=model.trained_at, model_version=model.version,
             split=self.split, threshold_method=self.threshold_method,
             folds=self.folds if self.threshold_method == "oof" else None, reliability=jsonable(reliability),
             threshold_labels=np.asarray(labels, dtype=int).tolist(),
-            threshold_scores=np.asarray(chosen_on, dtype=float).tolist())
+            threshold_scores=np.asarray(chosen_on, dtype=float).tolist(), feedback_rows=feedback_rows)

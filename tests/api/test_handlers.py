@@ -53,7 +53,7 @@ def test_single_prediction_roundtrip(api, saved_model, fitted_tree, sample_rows)
 
     got = api.get(created["location"] if "location" in created else resp.headers["location"])
     assert got.status == 200
-    assert got.json == {**created, "features": sample_rows[0]}
+    assert got.json == {**created, "features": sample_rows[0], "label": None, "labeled_at": None, "labeled_by": None}
     assert storage.count_predictions() == 1
 
 
@@ -328,7 +328,7 @@ def test_openapi_documents_every_route_and_method(api):
             for status, response in operation["responses"].items():
                 assert response["description"], (route.path, method, status)
     expected_paths = {"/api/health", "/api/models", "/api/predictions", "/api/predictions/{id}",
-                      "/api/openapi.json"}
+                      "/api/predictions/{id}/label", "/api/monitoring", "/api/openapi.json"}
     assert set(document["paths"]) == expected_paths
     post = document["paths"]["/api/predictions"]["post"]
     assert {"201", "400", "401", "404", "405", "413"} <= set(post["responses"])

@@ -41,7 +41,7 @@ def test_tables_are_created_with_expected_columns(database):
     assert {"predictions", "training_runs"} <= set(inspector.get_table_names())
     columns = {c["name"] for c in inspector.get_columns("predictions")}
     assert columns == {"id", "created_at", "model", "model_version", "features", "fraud_probability",
-                       "is_fraud", "threshold", "source"}
+                       "is_fraud", "threshold", "source", "label", "labeled_at", "labeled_by"}
     columns = {c["name"] for c in inspector.get_columns("training_runs")}
     assert columns == {"id", "created_at", "model", "kind", "params", "metrics", "saved", "duration_s"}
 

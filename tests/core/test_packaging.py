@@ -57,6 +57,7 @@ def test_core_package_never_imports_panel(package: str) -> None:
     modules = sorted(
         "fraud_app." + ".".join(p.relative_to(ROOT / "fraud_app").with_suffix("").parts).removesuffix(".__init__")
         for p in (ROOT / "fraud_app" / package).rglob("*.py")
+        if p.relative_to(ROOT / "fraud_app").parts[-2:] != ("migrations", "env.py")  # a script Alembic runs
     )
     code = (
         "import importlib, sys\n"

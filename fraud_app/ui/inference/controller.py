@@ -553,6 +553,7 @@ class InferenceController(param.Parameterized):
             return
         self._newest_seen = newest
         frame = display_frame(predictions_frame(rows, TABLE_FEATURES))
+        frame.insert(frame.columns.get_loc("verdict") + 1, "label", [row.get("label") or "" for row in rows])
         with param.edit_constant(self):
             self.param.update(predictions=frame, total_predictions=total)
         if page != self.page:

@@ -1,0 +1,117 @@
+"""The Monitoring tab without a browser: drive its controller, assert on its Parameters and the database."""
+
+from __future__ import annotations
+
+import asyncio
+
+import panel as pn
+import pytest
+
+from fraud_app.data import MODEL_FEATURES, make_synthetic
+
+
+@pytest.fixture(autouse=True)
+def reset_panel_state():
+    with pn.config.set(sizing_mode=None, notifications=False):
+        yield
+    pn.state.reset()
+    pn.state.clear_caches()
+
+
+@pytest.fixture
+def scored(database, monitored_model):
+    from fraud_app.inference import score_and_save
+
+    return score_and_save(make_synthetic(300, 0.2, 8)[MODEL_FEATURES], model=monitored_model, source="api")
+
+
+def test_the_tab_is_registered_fourth_and_its_controller_holds_no_widgets(database):
+    from fraud_app.ui.base import discover_sections, registered_sections
+    from fraud_app.ui.monitoring import MonitoringController, MonitoringSection
+
+    discover_sections()
+    titles = [cls.title for cls in registered_sections()]
+    assert titles.index("Monitoring") == 3 and MonitoringSection in registered_sections()
+    ctrl = MonitoringController()
+    assert not any(isinstance(getattr(ctrl, name), pn.viewable.Viewable) for name in ctrl.param)
+
+
+def test_building_the_section_does_no_io(database, monkeypatch):
+    from fraud_app.monitoring import report
+    from fraud_app.ui.monitoring import MonitoringSection
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the section read the database while being built")
+
+    monkeypatch.setattr(report, "monitoring_report", fail)
+    monkeypatch.setattr(pn.state, "onload", lambda callback: None)
+    section = MonitoringSection()
+    assert section.controller.report is None
+
+
+def test_labels_through_the_controller_update_the_queue_the_figures_and_the_inference_table(scored):
+    from fraud_app.storage import get_prediction
+    from fraud_app.ui.inference import InferenceController
+    from fraud_app.ui.monitoring import MonitoringController
+    from fraud_app.ui.monitoring.views import alerts_html, figures_html
+
+    ctrl = MonitoringController(queue_size=5)
+    asyncio.run(ctrl.refresh_now())
+    report = ctrl.report
+    assert ctrl.error is None and report["model"] == "mon"
+    assert report["labels"] == {"fraud": 0, "legitimate": 0, "unlabeled": 300}
+    queue = ctrl.queue
+    assert len(queue) == 5 and list(queue["fraud_probability"]) == sorted(queue["fraud_probability"], reverse=True)
+    assert queue["fraud_probability"].iloc[0] == max(row["fraud_probability"] for row in scored)
+    assert all(top.count("feature") + top.count("amount") >= 1 for top in queue["top_contributions"])
+    assert "Realized precision" in figures_html(report) and "No alerts" in alerts_html(report) or report["alerts"]
+
+    first, second = int(queue["id"].iloc[0]), int(queue["id"].iloc[1])
+    row = asyncio.run(ctrl.label(first, "fraud"))
+    assert row["label"] == "fraud" and row["labeled_by"] == "ui"
+    asyncio.run(ctrl.label(second, "legitimate"))
+    assert get_prediction(first)["label"] == "fraud"
+    assert first not in set(ctrl.queue["id"]) and second not in set(ctrl.queue["id"])
+    assert ctrl.report["labels"] == {"fraud": 1, "legitimate": 1, "unlabeled": 298}
+    flagged = {r["id"]: r["is_fraud"] for r in scored}
+    expected = 1 / (flagged[first] + flagged[second]) if flagged[first] and flagged[first] + flagged[second] else None
+    if flagged[first] or flagged[second]:
+        assert ctrl.report["realized"]["precision"] == pytest.approx(expected if flagged[first] else 0.0)
+    assert ctrl.report["realized"]["recall"] == (1.0 if flagged[first] else 0.0)
+    assert "mon-precision" in figures_html(ctrl.report)
+
+    inference = InferenceController()
+    asyncio.run(inference.refresh_predictions())
+    table = inference.predictions
+    assert "label" in table.columns
+    assert table.set_index("id").loc[first, "label"] == "fraud"
+    assert table.set_index("id").loc[second, "label"] == "legitimate"
+
+
+def test_a_model_without_reference_says_retrain_and_no_model_says_train(database, fitted_tree):
+    from fraud_app.ui.monitoring import MonitoringController
+    from fraud_app.ui.monitoring.views import alerts_html, status_text
+
+    ctrl = MonitoringController()
+    asyncio.run(ctrl.refresh_now())
+    assert ctrl.report is None and "train one first" in ctrl.error
+    assert "train one first" in status_text(None, ctrl.error, "", False)
+    fitted_tree.save("old", overwrite=True)
+    asyncio.run(ctrl.refresh_now())
+    assert ctrl.error is None and ctrl.report["reference"] is False
+    assert "no reference: retrain" in alerts_html(ctrl.report)
+    assert ctrl.param.model.objects == [None, "old"]
+
+
+def test_the_charts_are_drawn_from_the_report(scored):
+    from fraud_app.ui.charts import chart_object
+    from fraud_app.ui.monitoring import MonitoringSection
+
+    section = MonitoringSection()
+    asyncio.run(section.controller.refresh_now())
+    charts = section.charts
+    assert charts.volume.spec is not None and charts.psi.spec is not None and charts.scores.spec is not None
+    assert charts.psi.drawn == charts.psi.spec  # drawn at once outside a server
+    psi = chart_object(charts.psi.spec)
+    assert "HLine" in repr(psi)  # the alert threshold is drawn
+    assert section.on_screen() is True
