@@ -25,6 +25,13 @@ Variable                        Default
 ``FRAUD_APP_SYNTHETIC_ROWS``    ``20000``
 ``FRAUD_APP_SYNTHETIC_FRAUD_RATE`` ``0.01``
 ``FRAUD_APP_SEED``              ``0``
+``FRAUD_APP_DATA_PATH``         unset: ``<data_dir>/creditcard.parquet``; else a Parquet/CSV file
+                                or a directory of partitioned Parquet files (local or fsspec URL)
+``FRAUD_APP_MAX_IN_MEMORY_ROWS`` ``5000000``: above it the data set opens lazily as a Dask DataFrame
+``FRAUD_APP_DASK_SCHEDULER``    unset: a LocalCluster starts on demand; else ``tcp://host:port``
+``FRAUD_APP_DASK_WORKERS``      unset: one worker per core (LocalCluster only)
+``FRAUD_APP_DASK_MEMORY_LIMIT`` ``auto``: memory limit per LocalCluster worker (e.g. ``3GB``)
+``FRAUD_APP_MODELS_URL``        unset: the local models dir; else an fsspec URL of a shared store
 ==============================  ==============================================
 """
 
@@ -70,6 +77,12 @@ class Settings:
     db_busy_timeout_s: float = 5.0
     max_buffered_bytes: int = 64 * 1024 * 1024
     login_hours: float = 12.0
+    data_path: str | None = None
+    max_in_memory_rows: int = 5_000_000
+    dask_scheduler: str | None = None
+    dask_workers: int | None = None
+    dask_memory_limit: str = "auto"
+    models_url: str | None = None
 
     @property
     def parquet_path(self) -> Path:
@@ -115,7 +128,9 @@ _VARIABLES = ("FRAUD_APP_HOME", "FRAUD_APP_DATA_DIR", "FRAUD_APP_OUTPUT_DIR", "F
               "FRAUD_APP_DATABASE_URL", "FRAUD_APP_API_TOKEN", "FRAUD_APP_LOG_LEVEL", "FRAUD_APP_LOG_DIR",
               "FRAUD_APP_DATASET", "FRAUD_APP_SYNTHETIC_ROWS", "FRAUD_APP_SYNTHETIC_FRAUD_RATE", "FRAUD_APP_SEED",
               "FRAUD_APP_ALLOWED_HOSTS", "FRAUD_APP_DB_BUSY_TIMEOUT", "FRAUD_APP_MAX_BUFFERED_MB",
-              "FRAUD_APP_LOGIN_HOURS")
+              "FRAUD_APP_LOGIN_HOURS", "FRAUD_APP_DATA_PATH", "FRAUD_APP_MAX_IN_MEMORY_ROWS",
+              "FRAUD_APP_DASK_SCHEDULER", "FRAUD_APP_DASK_WORKERS", "FRAUD_APP_DASK_MEMORY_LIMIT",
+              "FRAUD_APP_MODELS_URL")
 _cache: tuple[tuple, Settings] | None = None
 
 
@@ -195,4 +210,20 @@ def _read_settings() -> Settings:
         db_busy_timeout_s=_float("FRAUD_APP_DB_BUSY_TIMEOUT", 5.0, 0.0, 3600.0),
         max_buffered_bytes=_int("FRAUD_APP_MAX_BUFFERED_MB", 64, 17) * 1024 * 1024,
         login_hours=_float("FRAUD_APP_LOGIN_HOURS", 12.0, 0.0, 24.0 * 366),
+        data_path=_env("FRAUD_APP_DATA_PATH"),
+        max_in_memory_rows=_int("FRAUD_APP_MAX_IN_MEMORY_ROWS", 5_000_000, 1),
+        dask_scheduler=_scheduler(),
+        dask_workers=_int("FRAUD_APP_DASK_WORKERS", 0, 1) or None,
+        dask_memory_limit=_env("FRAUD_APP_DASK_MEMORY_LIMIT") or "auto",
+        models_url=_env("FRAUD_APP_MODELS_URL"),
     )
+
+
+def _scheduler() -> str | None:
+    raw = _env("FRAUD_APP_DASK_SCHEDULER")
+    if raw is None:
+        return None
+    if not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:[0-9]{1,5})?/?", raw):
+        raise ConfigError(f"FRAUD_APP_DASK_SCHEDULER={raw!r} is not a scheduler address "
+                          "(expected e.g. tcp://scheduler-host:8786)")
+    return raw
