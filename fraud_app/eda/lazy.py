@@ -93,7 +93,7 @@ def _moments(part: pd.DataFrame) -> dict:
             out["sq"][c] = (v * v).sum(axis=0)
             out["min"][c] = v.min(axis=0)
             out["max"][c] = v.max(axis=0)
-            f = feats[mask]
+            f = np.ascontiguousarray(feats[mask])  # a strided matmul is ~20x slower
             out["xtx"][c] = f.T @ f
     out["qhist"] = _asinh_counts(values, labels)
     out["buckets"] = _amount_buckets(part["amount"].to_numpy(dtype="float64"), labels, AMOUNT_BUCKET_EDGES)[
@@ -116,12 +116,10 @@ def _asinh_counts(values: np.ndarray, labels: np.ndarray) -> np.ndarray:
     """Counts (class, column, bin) of asinh(value) in QUANTILE_BINS bins on [-ASINH_LIMIT, ASINH_LIMIT]."""
     scaled = (np.arcsinh(values) + ASINH_LIMIT) * (QUANTILE_BINS / (2 * ASINH_LIMIT))
     index = np.clip(scaled.astype("int64"), 0, QUANTILE_BINS - 1)
-    out = np.zeros((2, values.shape[1], QUANTILE_BINS), dtype="int64")
-    for c in (0, 1):
-        rows = index[labels == c]
-        for j in range(values.shape[1]):
-            out[c, j] = np.bincount(rows[:, j], minlength=QUANTILE_BINS)
-    return out
+    index += np.arange(values.shape[1]) * QUANTILE_BINS  # one bincount per class for every column
+    size = values.shape[1] * QUANTILE_BINS
+    out = np.stack([np.bincount(index[labels == c].ravel(), minlength=size) for c in (0, 1)])
+    return out.reshape(2, values.shape[1], QUANTILE_BINS)
 
 
 def quantiles_from_counts(counts: np.ndarray, lo: float, hi: float, qs: tuple[float, ...]) -> list[float]:

@@ -2,7 +2,8 @@
 
 The input is cut into parts (a Parquet file's row groups, or one CSV file). Each part is read,
 checked, scored and written as ``part.NNNNN.parquet`` with the input's columns plus
-``fraud_probability`` and ``is_fraud``, into a hidden temp folder beside the output; when every
+``fraud_probability`` and ``is_fraud`` (an input's own ``is_fraud`` label is kept as
+``is_fraud_label``), into a hidden temp folder beside the output; when every
 part succeeded, the folder is renamed to the output. A part with bad rows writes nothing and
 reports them by file and row (the row number counts data rows from 0 within the file); then the
 temp folder is removed and nothing is left at the output. ``engine="dask"`` runs the parts on the
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 ENGINES = ("local", "dask")
 #: Rows written to the predictions table per transaction with ``--save-to-db``.
 DB_CHUNK_ROWS = 5_000
+#: An input's own ``is_fraud`` column (a known label) is kept under this name.
+LABEL_COLUMN = "is_fraud_label"
 #: Bad rows listed in the error (the count is always given).
 MAX_REPORTED = 20
 
@@ -130,7 +133,7 @@ def score_part(part: Part, model: Any, tmp_dir: str) -> dict[str, Any]:
         located = [_shift(p, part.first_row) for p in problems]
         return {"index": part.index, "rows": len(frame), "frauds": 0, "problems": [f"{name}: {p}" for p in located]}
     proba = model.predict_proba_array(values) if len(values) else np.zeros(0)
-    out = frame.copy()
+    out = frame.rename(columns={"is_fraud": LABEL_COLUMN}) if "is_fraud" in frame.columns else frame.copy()
     out["fraud_probability"] = proba
     out["is_fraud"] = (proba >= model.threshold).astype("int8")
     with fsspec.open(f"{tmp_dir}/part.{part.index:05d}.parquet", "wb") as handle:
@@ -177,9 +180,9 @@ def score(model_name: str, input_url: str, output: str, *, engine: str = "local"
     fs.makedirs(tmp, exist_ok=True)
     protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
     tmp_url = tmp if protocol in ("file", "local") else f"{protocol}://{tmp}"
-    started = time.perf_counter()
     bar = _bar(len(parts), progress)
     results: list[dict[str, Any]] = []
+    started = time.perf_counter()
     try:
         if engine == "local":
             for part in parts:
@@ -193,6 +196,7 @@ def score(model_name: str, input_url: str, output: str, *, engine: str = "local"
             client = get_client()
             if callable(progress) is False and progress:
                 print(f"Dask dashboard: {client.dashboard_link}", flush=True)
+            started = time.perf_counter()  # rows/s measures the scoring, not the cluster's start
             shipped = client.scatter(model, broadcast=True)
             futures = [client.submit(score_part, part, shipped, tmp_url, pure=False) for part in parts]
             for future in as_completed(futures):

@@ -27,6 +27,7 @@ import copy
 import logging
 import threading
 import time
+import warnings
 from typing import Any
 
 import numpy as np
@@ -97,7 +98,10 @@ def _fit_cancellable(fit, reporter: Reporter, cancel: Any, client: Any, started:
 
     def target() -> None:
         try:
-            box["value"] = fit()
+            with warnings.catch_warnings():
+                # lightgbm.dask sets each worker's threads from its Dask threads and says so for n_jobs
+                warnings.filterwarnings("ignore", message="Parameter n_jobs will be ignored", category=UserWarning)
+                box["value"] = fit()
         except BaseException as exc:  # re-raised below, in the caller's thread
             box["error"] = exc
 
