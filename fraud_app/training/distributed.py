@@ -131,6 +131,8 @@ def run_distributed(pipeline: Any, dataset: Any, progress: Any = None, cancel: A
     from fraud_app.scale.engine import get_client
     from fraud_app.training.pipeline import TrainingResult
 
+    # lightgbm.dask prints its set-up messages; route them to the log (stdout may carry --json)
+    lgb.register_logger(logging.getLogger("lightgbm"))
     started = time.perf_counter()
     reporter = Reporter(progress, cancel)
     reporter("prepare", 0.0, f"{dataset.read_text()}; connecting to the cluster")
