@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 
 from fraud_app.config import get_settings
 from fraud_app.data.schema import MODEL_FEATURES, TARGET, TIME
@@ -94,7 +95,8 @@ def _moments(part: pd.DataFrame) -> dict:
             out["min"][c] = v.min(axis=0)
             out["max"][c] = v.max(axis=0)
             f = np.ascontiguousarray(feats[mask])  # a strided matmul is ~20x slower
-            out["xtx"][c] = f.T @ f
+            with threadpool_limits(1):  # BLAS threads fight the worker's own on a busy machine (500x slower)
+                out["xtx"][c] = f.T @ f
     out["qhist"] = _asinh_counts(values, labels)
     out["buckets"] = _amount_buckets(part["amount"].to_numpy(dtype="float64"), labels, AMOUNT_BUCKET_EDGES)[
         ["transactions", "frauds"]].to_numpy()
@@ -146,21 +148,26 @@ def quantiles_from_counts(counts: np.ndarray, lo: float, hi: float, qs: tuple[fl
 # -- pass 2 ------------------------------------------------------------------------------------
 
 def _fine_counts(part: pd.DataFrame, edges: np.ndarray, log_edges: np.ndarray) -> np.ndarray:
-    """Counts (class, column, fine bin + below + above); the last "column" is log10(1 + amount)."""
+    """Counts (class, column, below + fine bins + above); the last "column" is log10(1 + amount).
+
+    The edges are evenly spaced, so a value's bin is arithmetic; a value equal to the last edge
+    belongs to the last bin, as in ``numpy.histogram``.
+    """
     labels = part[TARGET].to_numpy().astype("int64")
     values = part[EDA_COLUMNS].to_numpy(dtype="float64")
-    n_fine = edges.shape[1] - 1
-    out = np.zeros((2, len(EDA_COLUMNS) + 1, n_fine + 2), dtype="int64")
     log_amount = np.log10(1 + np.maximum(part["amount"].to_numpy(dtype="float64"), 0))
-    for c in (0, 1):
-        mask = labels == c
-        columns = [values[mask, j] for j in range(len(EDA_COLUMNS))] + [log_amount[mask]]
-        for j, v in enumerate(columns):
-            e = edges[j] if j < len(EDA_COLUMNS) else log_edges
-            index = np.searchsorted(e, v, side="right")  # 0 = below, n_fine + 1 = above
-            index[v == e[-1]] = n_fine  # the last edge belongs to the last bin
-            out[c, j] = np.bincount(index, minlength=n_fine + 2)
-    return out
+    values = np.column_stack([values, log_amount])
+    all_edges = np.vstack([edges, log_edges[None, :]])
+    n_fine = all_edges.shape[1] - 1
+    low, high = all_edges[:, 0], all_edges[:, -1]
+    width = (high - low) / n_fine
+    index = np.clip(np.floor((values - low) / width).astype("int64") + 1, 1, n_fine)
+    index[values < low] = 0
+    index[values > high] = n_fine + 1
+    index += np.arange(values.shape[1]) * (n_fine + 2)
+    size = values.shape[1] * (n_fine + 2)
+    out = np.stack([np.bincount(index[labels == c].ravel(), minlength=size) for c in (0, 1)])
+    return out.reshape(2, values.shape[1], n_fine + 2)
 
 
 def _sum_arrays(parts: list[np.ndarray]) -> np.ndarray:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import atexit
 import logging
 import os
+import sys
 import threading
 from typing import Any
 
@@ -33,9 +34,18 @@ def _local_cluster(workers: int | None, memory_limit: str | None) -> Any:
 
     settings = get_settings()
     n_workers = workers or settings.dask_workers or os.cpu_count() or 1
-    return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
-                        memory_limit=memory_limit or settings.dask_memory_limit,
-                        dashboard_address=":0", silence_logs=logging.WARNING)
+    # The workers inherit this process's stdout; LightGBM's C++ code prints its network set-up there.
+    # Give them stderr as stdout, so that what the CLI prints (e.g. --json) stays clean.
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        return LocalCluster(n_workers=n_workers, threads_per_worker=1, processes=True,
+                            memory_limit=memory_limit or settings.dask_memory_limit,
+                            dashboard_address=":0", silence_logs=logging.WARNING)
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def connect(address: str, timeout: float = CONNECT_TIMEOUT_S) -> Any:
