@@ -43,6 +43,12 @@ class DatasetInfo:
     memory_mb: float
     source: str
     fingerprint: str
+    partitions: int = 1
+
+    @property
+    def read_text(self) -> str:
+        """What the UI says it read: ``read N rows in P partition(s)``."""
+        return f"read {self.rows:,} rows in {self.partitions:,} partition{'s' if self.partitions != 1 else ''}"
 
     def as_dict(self) -> dict:
         return {
@@ -53,6 +59,7 @@ class DatasetInfo:
             "memory_mb": self.memory_mb,
             "source": self.source,
             "fingerprint": self.fingerprint,
+            "partitions": self.partitions,
         }
 
 
@@ -112,7 +119,9 @@ def _read_files(url: str) -> pd.DataFrame:
             parts.append(validate_transactions(to_canonical(part)))
         except SchemaError as exc:
             raise SchemaError(f"{posixpath.basename(path)}: {exc}") from None
-    return pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    frame.attrs["_files"] = len(parts)
+    return frame
 
 
 def read_transactions_file(path: Path) -> pd.DataFrame:
@@ -159,6 +168,7 @@ def load_transactions(path: str | Path | None = None) -> pd.DataFrame:
                 log.info("loaded %s: %d rows", key[1], len(frame))
             frame.attrs["source"] = key[0] if key[0] == "synthetic" else key[1]
             frame.attrs["fingerprint"] = key[2] if key[0] == "files" else fingerprint(frame)
+            frame.attrs["partitions"] = frame.attrs.pop("_files", 1)
             load_count += 1
             _cache.clear()
             _cache[key] = frame
@@ -199,6 +209,7 @@ def dataset_info(frame: pd.DataFrame) -> DatasetInfo:
         memory_mb=float(frame.memory_usage(deep=True).sum()) / 1e6,
         source=str(frame.attrs.get("source", "memory")),
         fingerprint=str(frame.attrs.get("fingerprint") or fingerprint(frame)),
+        partitions=int(frame.attrs.get("partitions", 1)),
     )
 
 
