@@ -134,6 +134,44 @@ ROWS: list[Row] = [
 ]
 
 
+def _scale_rows(source: str) -> list[Row]:
+    """The rows of one ``bench_scale`` run (issue #14); a phase the run did not reach reads "not measured"."""
+    def rows_of(d: dict) -> str:
+        return f"{d['rows'] / 1e6:g} M rows"
+
+    return [
+        Row(f"`data synth` ({source}): peak RSS", source,
+            lambda d: f"{rows_of(d)}, {d['partitions']} partitions: {d['phases']['synth']['peak_rss_mb']:,.0f} MB "
+                      f"({d['phases']['synth']['seconds']:,.0f} s)",
+            "≤ 1 GB", lambda d: d["phases"]["synth"]["returncode"] == 0
+            and d["phases"]["synth"]["peak_rss_mb"] <= 1024),
+        Row(f"EDA summary on a LocalCluster, 2 workers ({source}): app process peak RSS", source,
+            lambda d: f"{rows_of(d)}: {d['phases']['eda']['peak_rss_mb']:,.0f} MB; "
+                      f"{d['phases']['eda']['compute_seconds']:,.0f} s (workers {d['worker_memory']} each, peak sum "
+                      f"{d['phases']['eda']['workers_peak_rss_mb']:,.0f} MB)",
+            "completes; ≤ 1.5 GB", lambda d: d["phases"]["eda"]["returncode"] == 0
+            and d["phases"]["eda"]["peak_rss_mb"] <= 1536),
+        Row(f"`train --engine dask` (lightgbm.dask, 2 workers, {source}): F1 on the latest 20 % of the time range; "
+            "client peak RSS", source,
+            lambda d: f"{rows_of(d)}: F1 {d['phases']['train']['metrics']['f1']:.3f} ({d['trees']} trees, fit "
+                      f"{d['phases']['train']['fit_seconds']:,.0f} s); {d['phases']['train']['peak_rss_mb']:,.0f} MB",
+            "completes; ≤ 1.5 GB", lambda d: d["phases"]["train"]["returncode"] == 0
+            and d["phases"]["train"]["peak_rss_mb"] <= 1536),
+        Row(f"`score` rows/s ({source}): `--engine dask` on the whole set; local vs dask on a slice", source,
+            lambda d: f"{d['phases']['score_dask_full']['rows_per_s']:,.0f}; on {d['slice_rows']:,} rows: local "
+                      f"{d['phases']['score_local_slice']['rows_per_s']:,.0f} vs dask "
+                      f"{d['phases']['score_dask_slice']['rows_per_s']:,.0f}",
+            "report", lambda d: None),
+        Row(f"The same training on an external `dask scheduler` + 2 `dask worker` commands ({source})", source,
+            lambda d: f"F1 {d['phases']['train_external']['metrics']['f1']:.3f} (difference "
+                      f"{d['phases']['train_external']['f1_difference_vs_localcluster']:.4f} vs LocalCluster)",
+            "completes; F1 within ±0.01", lambda d: d["phases"]["train_external"]["same_within_tolerance_0_01"]),
+    ]
+
+
+ROWS += _scale_rows("scale.json") + _scale_rows("scale_20m.json")
+
+
 def table(results: Path = RESULTS) -> str:
     """The Markdown table of every row whose JSON file exists."""
     lines = ["| What | Figure | Goal | Met | Source |", "|---|---|---|---|---|"]

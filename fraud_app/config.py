@@ -25,6 +25,13 @@ Variable                        Default
 ``FRAUD_APP_SYNTHETIC_ROWS``    ``20000``
 ``FRAUD_APP_SYNTHETIC_FRAUD_RATE`` ``0.01``
 ``FRAUD_APP_SEED``              ``0``
+``FRAUD_APP_DATA_PATH``         unset: ``<data_dir>/creditcard.parquet``; else a Parquet/CSV file
+                                or a directory of partitioned Parquet files (local or fsspec URL)
+``FRAUD_APP_MAX_IN_MEMORY_ROWS`` ``5000000``: above it the data set opens lazily as a Dask DataFrame
+``FRAUD_APP_DASK_SCHEDULER``    unset: a LocalCluster starts on demand; else ``tcp://host:port``
+``FRAUD_APP_DASK_WORKERS``      unset: one worker per core (LocalCluster only)
+``FRAUD_APP_DASK_MEMORY_LIMIT`` ``auto``: memory limit per LocalCluster worker (e.g. ``3GB``)
+``FRAUD_APP_MODELS_URL``        unset: the local models dir; else an fsspec URL of a shared store
 ==============================  ==============================================
 """
 
@@ -76,6 +83,12 @@ class Settings:
     batch_wait_ms: float = 0.0
     #: SQLite ``PRAGMA synchronous``: ``NORMAL`` (crash-safe) or ``FULL`` (also power-loss safe).
     sqlite_synchronous: str = "NORMAL"
+    data_path: str | None = None
+    max_in_memory_rows: int = 5_000_000
+    dask_scheduler: str | None = None
+    dask_workers: int | None = None
+    dask_memory_limit: str = "auto"
+    models_url: str | None = None
 
     @property
     def parquet_path(self) -> Path:
@@ -122,7 +135,9 @@ _VARIABLES = ("FRAUD_APP_HOME", "FRAUD_APP_DATA_DIR", "FRAUD_APP_OUTPUT_DIR", "F
               "FRAUD_APP_DATASET", "FRAUD_APP_SYNTHETIC_ROWS", "FRAUD_APP_SYNTHETIC_FRAUD_RATE", "FRAUD_APP_SEED",
               "FRAUD_APP_ALLOWED_HOSTS", "FRAUD_APP_DB_BUSY_TIMEOUT", "FRAUD_APP_MAX_BUFFERED_MB",
               "FRAUD_APP_LOGIN_HOURS", "FRAUD_APP_BATCH_MAX", "FRAUD_APP_BATCH_WAIT_MS",
-              "FRAUD_APP_SQLITE_SYNCHRONOUS")
+              "FRAUD_APP_SQLITE_SYNCHRONOUS", "FRAUD_APP_DATA_PATH", "FRAUD_APP_MAX_IN_MEMORY_ROWS",
+              "FRAUD_APP_DASK_SCHEDULER", "FRAUD_APP_DASK_WORKERS", "FRAUD_APP_DASK_MEMORY_LIMIT",
+              "FRAUD_APP_MODELS_URL")
 _cache: tuple[tuple, Settings] | None = None
 
 
@@ -205,6 +220,12 @@ def _read_settings() -> Settings:
         batch_max=_int("FRAUD_APP_BATCH_MAX", 64, 1),
         batch_wait_ms=max(0.0, _float("FRAUD_APP_BATCH_WAIT_MS", 0.0, -1e-9, 1000.0)),
         sqlite_synchronous=_synchronous(),
+        data_path=_env("FRAUD_APP_DATA_PATH"),
+        max_in_memory_rows=_int("FRAUD_APP_MAX_IN_MEMORY_ROWS", 5_000_000, 1),
+        dask_scheduler=_scheduler(),
+        dask_workers=_int("FRAUD_APP_DASK_WORKERS", 0, 1) or None,
+        dask_memory_limit=_env("FRAUD_APP_DASK_MEMORY_LIMIT") or "auto",
+        models_url=_env("FRAUD_APP_MODELS_URL"),
     )
 
 
@@ -213,3 +234,13 @@ def _synchronous() -> str:
     if value not in ("NORMAL", "FULL"):
         raise ConfigError(f"FRAUD_APP_SQLITE_SYNCHRONOUS={value!r} must be NORMAL or FULL")
     return value
+
+
+def _scheduler() -> str | None:
+    raw = _env("FRAUD_APP_DASK_SCHEDULER")
+    if raw is None:
+        return None
+    if not re.fullmatch(r"(tcp|tls|inproc|ucx|ws|wss)://[^\s/]+(:[0-9]{1,5})?/?", raw):
+        raise ConfigError(f"FRAUD_APP_DASK_SCHEDULER={raw!r} is not a scheduler address "
+                          "(expected e.g. tcp://scheduler-host:8786)")
+    return raw

@@ -3,6 +3,7 @@
 from fraud_app.data.loader import (
     DataNotFoundError,
     DatasetInfo,
+    DatasetTooLargeError,
     clear_cache,
     dataset_info,
     fingerprint,
@@ -10,6 +11,7 @@ from fraud_app.data.loader import (
     load_transactions,
     read_transactions_file,
 )
+from fraud_app.data.partitioned import LazyDataset, open_dataset
 from fraud_app.data.schema import (
     COLUMNS,
     KAGGLE_COLUMNS,
@@ -24,7 +26,7 @@ from fraud_app.data.synthetic import make_synthetic
 
 __all__ = [
     "COLUMNS", "KAGGLE_COLUMNS", "MODEL_FEATURES", "PCA_FEATURES", "TARGET",
-    "DataNotFoundError", "DatasetInfo", "SchemaError",
+    "DataNotFoundError", "DatasetInfo", "DatasetTooLargeError", "LazyDataset", "SchemaError",
     "clear_cache", "dataset_info", "fingerprint", "is_loaded", "load_transactions", "make_synthetic",
-    "read_transactions_file", "to_canonical", "validate_transactions",
+    "open_dataset", "read_transactions_file", "to_canonical", "validate_transactions",
 ]

@@ -21,6 +21,17 @@ class DataNotFoundError(FileNotFoundError):
     """The real data set has not been fetched yet."""
 
 
+class DatasetTooLargeError(ValueError):
+    """The data set has more rows than ``FRAUD_APP_MAX_IN_MEMORY_ROWS``: open it lazily instead."""
+
+
+def _too_large(target: str, rows: int) -> DatasetTooLargeError:
+    limit = get_settings().max_in_memory_rows
+    return DatasetTooLargeError(
+        f"{target} has {rows:,} rows, above FRAUD_APP_MAX_IN_MEMORY_ROWS={limit:,}: it is not loaded into "
+        "memory; it opens lazily on Dask (fraud_app.data.open_dataset, `train --engine dask`, `score`)")
+
+
 @dataclass(frozen=True)
 class DatasetInfo:
     """Headline facts about a transactions frame."""
@@ -32,6 +43,12 @@ class DatasetInfo:
     memory_mb: float
     source: str
     fingerprint: str
+    partitions: int = 1
+
+    @property
+    def read_text(self) -> str:
+        """What the UI says it read: ``read N rows in P partition(s)``."""
+        return f"read {self.rows:,} rows in {self.partitions:,} partition{'s' if self.partitions != 1 else ''}"
 
     def as_dict(self) -> dict:
         return {
@@ -42,6 +59,7 @@ class DatasetInfo:
             "memory_mb": self.memory_mb,
             "source": self.source,
             "fingerprint": self.fingerprint,
+            "partitions": self.partitions,
         }
 
 
@@ -53,9 +71,17 @@ load_count = 0
 
 def _cache_key(path: Path | None) -> tuple:
     settings = get_settings()
-    if path is None and settings.dataset == "synthetic":
+    if path is None and settings.data_path is None and settings.dataset == "synthetic":
         return ("synthetic", settings.synthetic_rows, settings.synthetic_fraud_rate, settings.seed)
-    target = Path(path) if path is not None else settings.parquet_path
+    raw = str(path) if path is not None else settings.data_path
+    if raw is not None and ("://" in raw or Path(raw).is_dir()):
+        from fraud_app.data.partitioned import files_fingerprint, list_files
+
+        files = list_files(raw)
+        if all(r >= 0 for r in files.rows) and files.total_rows > settings.max_in_memory_rows:
+            raise _too_large(raw, files.total_rows)
+        return ("files", raw, files_fingerprint(files))
+    target = Path(raw) if raw is not None else settings.parquet_path
     try:
         stat = target.stat()
     except FileNotFoundError:
@@ -63,7 +89,39 @@ def _cache_key(path: Path | None) -> tuple:
             f"data set not found at {target}; run `python -m fraud_app data fetch` "
             "(or set FRAUD_APP_DATASET=synthetic for the demo mode)"
         ) from None
+    if target.suffix.lower() == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            rows = pq.ParquetFile(target).metadata.num_rows
+        except Exception:  # a broken footer is reported by the reader, with the file's name
+            rows = 0
+        if rows > settings.max_in_memory_rows:
+            raise _too_large(str(target), rows)
     return ("file", str(target.resolve()), stat.st_mtime_ns, stat.st_size)
+
+
+def _read_files(url: str) -> pd.DataFrame:
+    """Every file of a directory or URL, validated one by one (the error names the file), concatenated."""
+    import posixpath
+
+    import fsspec
+
+    from fraud_app.data.partitioned import list_files
+
+    files = list_files(url)
+    fs, _ = fsspec.core.url_to_fs(url)
+    parts = []
+    for path in files.files:
+        with fs.open(path, "rb") as handle:
+            part = pd.read_parquet(handle) if path.endswith(".parquet") else pd.read_csv(handle)
+        try:
+            parts.append(validate_transactions(to_canonical(part)))
+        except SchemaError as exc:
+            raise SchemaError(f"{posixpath.basename(path)}: {exc}") from None
+    frame = pd.concat(parts, ignore_index=True) if len(parts) > 1 else parts[0]
+    frame.attrs["_files"] = len(parts)
+    return frame
 
 
 def read_transactions_file(path: Path) -> pd.DataFrame:
@@ -85,8 +143,11 @@ def read_transactions_file(path: Path) -> pd.DataFrame:
 def load_transactions(path: str | Path | None = None) -> pd.DataFrame:
     """Return the canonical transactions frame, loaded once per process.
 
-    With no ``path``: the real data set at ``<data_dir>/creditcard.parquet``, or the
-    seeded synthetic set when ``FRAUD_APP_DATASET=synthetic``. The real data is never
+    With no ``path``: ``FRAUD_APP_DATA_PATH`` (a file, a directory of Parquet files or an
+    fsspec URL), else the real data set at ``<data_dir>/creditcard.parquet``, or the
+    seeded synthetic set when ``FRAUD_APP_DATASET=synthetic``. Above
+    ``FRAUD_APP_MAX_IN_MEMORY_ROWS`` rows it raises :class:`DatasetTooLargeError`
+    (use :func:`fraud_app.data.open_dataset`, which opens such a set lazily). The real data is never
     replaced by synthetic data silently: a missing file raises :class:`DataNotFoundError`.
     The returned frame is shared; treat it as read-only.
     """
@@ -99,11 +160,15 @@ def load_transactions(path: str | Path | None = None) -> pd.DataFrame:
                 _, rows, rate, seed = key
                 frame = validate_transactions(make_synthetic(rows, rate, seed))
                 log.info("generated synthetic data set: %d rows, seed %d", rows, seed)
+            elif key[0] == "files":
+                frame = _read_files(key[1])
+                log.info("loaded %s: %d rows", key[1], len(frame))
             else:
                 frame = read_transactions_file(Path(key[1]))
                 log.info("loaded %s: %d rows", key[1], len(frame))
             frame.attrs["source"] = key[0] if key[0] == "synthetic" else key[1]
-            frame.attrs["fingerprint"] = fingerprint(frame)
+            frame.attrs["fingerprint"] = key[2] if key[0] == "files" else fingerprint(frame)
+            frame.attrs["partitions"] = frame.attrs.pop("_files", 1)
             load_count += 1
             _cache.clear()
             _cache[key] = frame
@@ -144,8 +209,9 @@ def dataset_info(frame: pd.DataFrame) -> DatasetInfo:
         memory_mb=float(frame.memory_usage(deep=True).sum()) / 1e6,
         source=str(frame.attrs.get("source", "memory")),
         fingerprint=str(frame.attrs.get("fingerprint") or fingerprint(frame)),
+        partitions=int(frame.attrs.get("partitions", 1)),
     )
 
 
-__all__ = ["COLUMNS", "DataNotFoundError", "DatasetInfo", "clear_cache", "dataset_info", "is_loaded",
+__all__ = ["COLUMNS", "DataNotFoundError", "DatasetInfo", "DatasetTooLargeError", "clear_cache", "dataset_info", "is_loaded",
            "fingerprint", "load_transactions", "read_transactions_file"]

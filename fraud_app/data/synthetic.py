@@ -30,17 +30,25 @@ def make_synthetic(n_rows: int = 20_000, fraud_rate: float = 0.01, seed: int = 0
     n_fraud = max(2, int(round(n_rows * fraud_rate)))
     labels = np.zeros(n_rows, dtype="int8")
     labels[rng.choice(n_rows, size=n_fraud, replace=False)] = 1
+    return pd.DataFrame(synthetic_columns(rng, labels, 0.0, 172_792.0), columns=COLUMNS)
+
+
+def synthetic_columns(rng: np.random.Generator, labels: np.ndarray, t0: float, t1: float,
+                      dtype: str = "float64") -> dict[str, np.ndarray]:
+    """The columns of ``len(labels)`` transactions with times sorted in ``[t0, t1)`` (one generator, in order)."""
+    n_rows = len(labels)
     fraud = labels == 1
+    n_fraud = int(fraud.sum())
     data: dict[str, np.ndarray] = {}
-    data["time"] = np.sort(rng.uniform(0, 172_792, n_rows)).round(0)
+    data["time"] = np.sort(rng.uniform(t0, t1, n_rows)).round(0)
     for i, name in enumerate(PCA_FEATURES):
         scale = 2.0 / (1 + i / 10)
         values = rng.normal(0.0, scale, n_rows)
         shift = _SHIFTED.get(name, 0.0)
         values[fraud] = rng.normal(shift * scale, scale * 1.6, n_fraud)
-        data[name] = values
+        data[name] = values.astype(dtype, copy=False)
     amount = rng.lognormal(3.0, 1.3, n_rows)
     amount[fraud] = rng.lognormal(3.6, 1.8, n_fraud)
-    data["amount"] = np.minimum(amount, 25_000).round(2)
+    data["amount"] = np.minimum(amount, 25_000).round(2).astype(dtype, copy=False)
     data[TARGET] = labels
-    return pd.DataFrame(data, columns=COLUMNS)
+    return data

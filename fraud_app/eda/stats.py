@@ -329,8 +329,12 @@ def separation_ranking(frame: pd.DataFrame, features: list[str] | None = None,
 
 
 def _ranking(prep: _Prepared, hists: dict[str, FeatureHistogram], features: list[str]) -> pd.DataFrame:
-    rows = [{"feature": c, "ks": ks_statistic(*prep.sorted_pair(c)),
-             "mutual_info": binned_mutual_information(hists[c])} for c in features]
+    return _ranking_rows([{"feature": c, "ks": ks_statistic(*prep.sorted_pair(c)),
+                           "mutual_info": binned_mutual_information(hists[c])} for c in features])
+
+
+def _ranking_rows(rows: list[dict]) -> pd.DataFrame:
+    """The ranking table from ``{"feature", "ks", "mutual_info"}`` rows (the Dask EDA shares it)."""
     ranking = pd.DataFrame(rows).sort_values(["ks", "mutual_info"], ascending=False, kind="stable")
     ranking["rank"] = np.arange(1, len(ranking) + 1)
     return ranking.reset_index(drop=True)

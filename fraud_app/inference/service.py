@@ -64,11 +64,14 @@ def _models_root() -> tuple[Path, str]:
     """The models folder (as Path and str), re-derived only when a relevant variable changes."""
     global _models_dir_cache
     environ = os.environ
-    key = (environ.get("FRAUD_APP_MODELS_DIR"), environ.get("FRAUD_APP_OUTPUT_DIR"), environ.get("FRAUD_APP_HOME"))
+    key = (environ.get("FRAUD_APP_MODELS_DIR"), environ.get("FRAUD_APP_OUTPUT_DIR"), environ.get("FRAUD_APP_HOME"),
+           environ.get("FRAUD_APP_MODELS_URL"))
     cached = _models_dir_cache
     if cached is not None and cached[0] == key:
         return cached[1], cached[2]
-    path = get_settings().models_dir
+    from fraud_app.models.store import models_dir as store_models_dir
+
+    path = store_models_dir()  # FRAUD_APP_MODELS_URL (shared store) or FRAUD_APP_MODELS_DIR
     _models_dir_cache = (key, path, str(path))
     return path, str(path)
 

@@ -59,8 +59,36 @@ def validate_model_name(name: Any) -> str:
 
 
 def models_dir() -> Path:
-    """The folder holding the saved models (``FRAUD_APP_MODELS_DIR``, default ``<output>/models``)."""
-    return get_settings().models_dir
+    """The folder holding the saved models.
+
+    ``FRAUD_APP_MODELS_URL`` (shared storage for several servers) wins over ``FRAUD_APP_MODELS_DIR``
+    (default ``<output>/models``); see :func:`models_url_path`.
+    """
+    settings = get_settings()
+    if settings.models_url:
+        return models_url_path(settings.models_url)
+    return settings.models_dir
+
+
+def models_url_path(url: str) -> Path:
+    """The local path of a ``FRAUD_APP_MODELS_URL``: ``file://`` URLs and plain paths (a shared mount).
+
+    Saving is a rename inside that folder, atomic on a POSIX file system, NFS included. Object
+    stores (``s3://``, ``gs://``...) have no atomic rename: mount them (e.g. s3fs, gcsfuse) and
+    give the mount point; such URLs are refused with a message saying so.
+    """
+    from fraud_app.config import ConfigError
+
+    if "://" not in url:
+        return Path(url)
+    import fsspec
+
+    fs, path = fsspec.core.url_to_fs(url)
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    if protocol not in ("file", "local"):
+        raise ConfigError(f"FRAUD_APP_MODELS_URL={url!r}: the {protocol!r} file system has no atomic rename; mount "
+                          "the store (s3fs, gcsfuse, NFS...) and give its path or a file:// URL")
+    return Path(path)
 
 
 def model_path(name: str) -> Path:

@@ -70,6 +70,10 @@ def _configure_train(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--with-feedback", action="store_true",
                         help="add the analysts' labeled predictions to the training rows (deduplicated "
                              "against the data set; never to the test rows)")
+    parser.add_argument("--engine", choices=("local", "dask"), default="local",
+                        help="'local' trains in this process on the data set in memory (default); 'dask' trains "
+                             "on a Dask cluster (FRAUD_APP_DASK_SCHEDULER, else a LocalCluster) with "
+                             "lightgbm.dask, on a data set of any size")
 
 
 class _ProgressPrinter:
@@ -115,6 +119,13 @@ def _table(result: Any) -> str:
         ("fit time", f"{result.fit_seconds:.1f} s (total {result.duration_s:.1f} s)"),
         ("feedback rows", f"{result.feedback_rows:,} labeled predictions added to the training rows"),
     ]
+    info = result.model.fit_info
+    if info.get("engine") == "dask":
+        rows.append(("engine", f"Dask: lightgbm.dask on {info['workers']} workers, {info['partitions']} partitions; "
+                               f"threshold on {info['n_validation']:,} validation rows; test rows "
+                               f"{info['test_rows']}"))
+    if info.get("trained_on"):
+        rows.append(("trained on", info["trained_on"]))
     width = max(len(k) for k, _ in rows)
     return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 
@@ -137,7 +148,15 @@ def run_train(args: argparse.Namespace) -> int:
                                 overwrite=args.overwrite, seed=args.seed, split=args.split,
                                 threshold_method=args.threshold_method, folds=args.folds,
                                 feedback=_feedback() if getattr(args, "with_feedback", False) else None)
-    frame = load_transactions()
+    if getattr(args, "engine", "local") == "dask":
+        from fraud_app.data.partitioned import open_lazy
+        from fraud_app.scale.engine import get_client
+
+        frame = open_lazy()
+        client = get_client()
+        print(f"Dask dashboard: {client.dashboard_link}", file=sys.stderr, flush=True)
+    else:
+        frame = load_transactions()
     result = pipeline.run(frame, progress=None if args.json else _ProgressPrinter())
     if args.json:
         print(result.to_json(indent=2))

@@ -173,6 +173,12 @@ class TrainingPipeline:
         TrainingCancelled : ``cancel`` was set; nothing is saved.
         SchemaError : ``frame`` lacks an input or the label (or ``time`` for the time split).
         """
+        from fraud_app.data.partitioned import LazyDataset
+
+        if isinstance(frame, LazyDataset):  # beyond memory: train on the Dask cluster
+            from fraud_app.training.distributed import run_distributed
+
+            return run_distributed(self, frame, progress, cancel)
         started = time.perf_counter()
         reporter = Reporter(progress, cancel)
         reporter("prepare", 0.0, "checking the data")

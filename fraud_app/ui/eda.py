@@ -364,7 +364,7 @@ def describe_dataset(info: DatasetInfo | None) -> str:
     if info is None:
         return "Loading the data set…"
     counts = (f"{info.rows:,} transactions over {info.time_span_hours:.1f} hours, "
-              f"{info.frauds:,} of them fraud ({info.fraud_rate:.3%}).")
+              f"{info.frauds:,} of them fraud ({info.fraud_rate:.3%}); {info.read_text}.")
     if info.source == "synthetic":
         return (f"**A seeded synthetic data set** with the real one's columns (class-conditional Gaussians), "
                 f"for tests and demos: {counts}")

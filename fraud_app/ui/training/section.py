@@ -20,6 +20,7 @@ import panel as pn
 import param
 
 from fraud_app.ui.base import Section, register_section
+from fraud_app.ui.training.cluster import ClusterLink
 from fraud_app.ui.training.controller import KIND_LABELS, TrainingController
 from fraud_app.ui.training.form import TrainingForm
 from fraud_app.ui.training.results import TrainingResults
@@ -55,6 +56,7 @@ class TrainingSection(Section):
         self._layout = pn.Row(
             TrainingForm(controller=ctrl),
             pn.Column(
+                ClusterLink(controller=ctrl),
                 results,
                 SavedModels(controller=ctrl),
                 sizing_mode="stretch_width"),
