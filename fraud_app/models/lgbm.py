@@ -66,6 +66,9 @@ class LightGBMModel(FraudModel):
         scale_pos_weight = param.Number(default=1.0, bounds=(1e-6, 1e9), softbounds=(1.0, 600.0),
                                         doc="Weight of the fraud class (1 = none; large values over-flag and "
                                             "inflate the probabilities).")
+        max_delta_step = param.Number(default=0.0, bounds=(0.0, 1e9), softbounds=(0.0, 10.0),
+                                      doc="Cap on each leaf's output (0 = no cap); a small cap steadies boosting "
+                                          "when frauds are rare.")
         early_stopping_rounds = param.Integer(
             default=0, bounds=(0, 100_000), softbounds=(0, 1000),
             doc="Stop after this many rounds without improvement on the held-out fold (0 = off); the final "
@@ -95,6 +98,7 @@ class LightGBMModel(FraudModel):
             "feature_fraction": float(p["colsample_bytree"]),
             "lambda_l2": float(p["reg_lambda"]),
             "scale_pos_weight": float(p["scale_pos_weight"]),
+            "max_delta_step": float(p.get("max_delta_step", 0.0)),
             "num_threads": p["n_jobs"],
             "seed": p["random_state"],
             "deterministic": True,
