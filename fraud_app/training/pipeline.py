@@ -108,9 +108,8 @@ class TrainingPipeline:
     threshold_method : ``"oof"`` (out-of-fold scores of a stratified ``folds``-fold split of the
         training rows choose the calibration and threshold, then a final fit on all training rows)
         or ``"validation"`` (one stratified 20 % validation split of the training rows; faster).
-        The default stays ``"validation"`` for the Training tab until it reads
-        ``TrainingResult.threshold_scores`` (its cost suggestion rebuilds a validation split);
-        the CLI, ``evaluate`` and the benchmark use ``"oof"``.
+        ``"oof"`` is the default everywhere: here, the Training tab, the CLI, ``evaluate`` and the
+        benchmark.
     folds : folds for ``threshold_method="oof"``.
     feedback : labeled predictions (``fraud_app.monitoring.feedback.labeled_predictions()``) to add to
         the training rows, deduplicated against ``frame``; never to the test rows.
@@ -122,7 +121,7 @@ class TrainingPipeline:
 
     def __init__(self, kind: str, params: dict[str, Any] | None = None, *, name: str | None = None,
                  save: bool = False, overwrite: bool = False, seed: int = 0, test_size: float = 0.2,
-                 split: str = "random", threshold_method: str = "validation", folds: int = DEFAULT_FOLDS,
+                 split: str = "random", threshold_method: str = "oof", folds: int = DEFAULT_FOLDS,
                  feedback: pd.DataFrame | None = None) -> None:
         if not 0.0 < float(test_size) < 1.0:
             raise ValueError(f"test_size must be between 0 and 1, got {test_size!r}")

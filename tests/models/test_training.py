@@ -28,8 +28,14 @@ LGB = FAST_PARAMS["lightgbm"]
 @pytest.fixture(scope="module")
 def lgb_result(frame) -> tuple[TrainingResult, list[ProgressEvent]]:
     events: list[ProgressEvent] = []
-    result = TrainingPipeline("lightgbm", LGB, seed=2).run(frame, progress=events.append)
+    # The validation protocol here (its stages and threshold are checked below); the default is "oof".
+    pipeline = TrainingPipeline("lightgbm", LGB, seed=2, threshold_method="validation")
+    result = pipeline.run(frame, progress=events.append)
     return result, events
+
+
+def test_the_pipeline_defaults_to_out_of_fold_thresholds():
+    assert TrainingPipeline("decision_tree").threshold_method == "oof"
 
 
 def test_result_metrics_and_stratified_split(lgb_result, frame):

@@ -13,6 +13,7 @@ import math
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import panel as pn
@@ -21,8 +22,8 @@ import pytest
 
 from fraud_app.data import MODEL_FEATURES, TARGET, load_transactions, make_synthetic
 from fraud_app.models import (
-    HYPERPARAMETERS,
     create,
+    model_class,
     get_active_model_name,
     model_path,
     read_metadata,
@@ -36,9 +37,9 @@ from fraud_app.ui.training import TrainingController, TrainingSection
 from fraud_app.ui.training import controller as controller_module
 from fraud_app.ui.training.charts import confusion_frame, confusion_heatmap, models_frame
 from fraud_app.ui.training.controller import DEFAULT_COST_FN, DEFAULT_COST_FP, slider_floor
-from fraud_app.ui.training.results import alerts_text, cost_text
+from fraud_app.ui.training.results import alerts_text, cost_text, result_note
 from fraud_app.ui.training.saved_models import active_text
-from fraud_app.ui.training.worker import SessionDispatcher, transactions_per_day, validation_scores
+from fraud_app.ui.training.worker import SessionDispatcher, threshold_scores, transactions_per_day
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
@@ -64,6 +65,16 @@ class EventCounter:
 
     def _bump(self, _event: param.parameterized.Event) -> None:
         self.count += 1
+
+
+def chart_panes(layout: pn.viewable.Viewable) -> list[pn.pane.Bokeh]:
+    """The off-loop charts in ``layout`` (each an OffloopChart's Bokeh pane: a placeholder, then the chart)."""
+    return [p for p in layout.select(pn.pane.Bokeh) if "fds-chart" in p.css_classes]
+
+
+def drawn(layout: pn.viewable.Viewable) -> list[Any]:
+    """The Bokeh figures drawn so far (placeholders left out)."""
+    return [p.object for p in chart_panes(layout) if hasattr(p.object, "title")]
 
 
 def widget(section: TrainingSection, css_class: str) -> pn.widgets.Widget:
@@ -121,13 +132,16 @@ def test_first_render_is_light_and_charts_follow_one_per_tick(state: AppState, m
     section = TrainingSection(state=state)
     layout = section.__panel__()
     # The first render: the form, the runs and the saved models; no figures and no chart yet.
-    assert not layout.select(pn.pane.HoloViews) and not layout.select(pn.indicators.Number)
+    results = [o for o in layout.select(pn.Column) if "training-results" in o.css_classes][0]
+    assert not chart_panes(results) and not layout.select(pn.indicators.Number)
+    assert not layout.select(pn.pane.HoloViews)  # no chart is ever rendered on the event loop
     assert not widget(section, "training-train").disabled
     built = []
     while queued:  # each step is its own event-loop callback
         queued.pop(0)()
-        built.append((len(layout.select(pn.indicators.Number)), len(layout.select(pn.pane.HoloViews))))
-    assert built == [(5, 0), (5, 0), (5, 1), (5, 2)]
+        built.append((len(layout.select(pn.indicators.Number)), len(chart_panes(results))))
+    assert built == [(6, 0), (6, 0), (6, 1), (6, 2), (6, 3)]
+    assert not layout.select(pn.pane.HoloViews)
     assert widget(section, "training-threshold").visible
 
 
@@ -150,9 +164,9 @@ def test_hyperparameters_change_with_the_kind_and_are_bounded(section: TrainingS
     ctrl.kind = "lightgbm"
     assert widget(section, "hp-lightgbm-learning_rate").visible
     lgbm = ctrl.hyperparameters["lightgbm"]
-    assert lgbm.param.learning_rate.bounds == (0.001, 0.5)
+    assert widget(section, "hp-lightgbm-learning_rate").end == lgbm.param.learning_rate.softbounds[1] == 0.5
     with pytest.raises(ValueError):
-        lgbm.learning_rate = 2.0
+        lgbm.learning_rate = 2.0  # beyond the declared hard bounds
     lgbm.n_estimators = 77
     assert ctrl.make_pipeline().params["n_estimators"] == 77
     # The default name follows the kind until the user types one.
@@ -162,11 +176,42 @@ def test_hyperparameters_change_with_the_kind_and_are_bounded(section: TrainingS
     assert ctrl.model_name == "mine"
 
 
+def test_one_declaration_drives_validation_ui_and_cli(section: TrainingSection, ctrl: TrainingController,
+                                                     monkeypatch) -> None:
+    """Change LightGBM's declared num_leaves once: the model's validation, the tab's widget and the CLI help follow."""
+    from fraud_app.models.lgbm import LightGBMModel
+    from fraud_app.training.cli import hyperparameter_help
+    from fraud_app.ui.training.form import hyperparameter_panel
+
+    declared = LightGBMModel.Params.param["num_leaves"]
+    monkeypatch.setattr(declared, "bounds", (2, 40))
+    monkeypatch.setattr(declared, "softbounds", (4, 32))
+    monkeypatch.setattr(declared, "doc", "Leaves per tree, redeclared.")
+    # Validation: the model refuses a value beyond the new hard bound.
+    with pytest.raises(ValueError, match="num_leaves"):
+        create("lightgbm", num_leaves=41)
+    # UI: a fresh tab's values are the declared Params; its widget's range and help are the declaration's.
+    values = TrainingController(state=AppState()).hyperparameters["lightgbm"]
+    assert isinstance(values, LightGBMModel.Params)
+    with pytest.raises(ValueError):
+        values.num_leaves = 41
+    panel = hyperparameter_panel("lightgbm", {"lightgbm": values})
+    leaves = [w for w in panel.select(pn.widgets.Widget) if "hp-lightgbm-num_leaves" in w.css_classes]
+    assert len(leaves) == 1 and (leaves[0].start, leaves[0].end) == (4, 32)
+    assert leaves[0].description == "Leaves per tree, redeclared."
+    # The tab shows every declared tunable and nothing else (settings such as n_jobs stay hidden).
+    shown = {c.removeprefix("hp-lightgbm-") for w in panel.select(pn.widgets.Widget) for c in w.css_classes
+             if c.startswith("hp-lightgbm-")}
+    assert shown == set(LightGBMModel.Params.tunables()) and "n_jobs" not in shown
+    # CLI: the help reads the same declaration.
+    assert "num_leaves: Leaves per tree, redeclared; default 15; limits [2, 40]" in hyperparameter_help()
+
+
 def test_none_choices_are_shown_as_text_and_passed_as_none(ctrl: TrainingController) -> None:
     ctrl.kind = "random_forest"
     forest = ctrl.hyperparameters["random_forest"]
-    assert "None" in forest.param.max_features.objects and None not in forest.param.max_features.objects
-    forest.max_features = "None"
+    assert None in forest.param.max_features.objects
+    forest.max_features = None
     params = ctrl.make_pipeline().params
     assert params["max_features"] is None and params["class_weight"] is None
     assert params["max_depth"] is None  # the unlimited default of an optional integer
@@ -177,8 +222,8 @@ def test_none_choices_are_shown_as_text_and_passed_as_none(ctrl: TrainingControl
 def test_aggregator_members_copies_weights_and_member_settings(ctrl: TrainingController) -> None:
     ctrl.kind = "aggregator"
     aggregator = ctrl.hyperparameters["aggregator"]
-    # The model's default (three LightGBMs) is shown as one kind with three copies.
-    default = HYPERPARAMETERS["aggregator"]["members"]["default"]
+    # The model's declared default (LightGBM copies) is shown as one kind with copies.
+    default = model_class("aggregator").Params.param["members"].default
     assert aggregator.member_list() == list(default)
     aggregator.param.update(members=["decision_tree", "lightgbm"], copies=2, weight_lightgbm=3.0)
     ctrl.hyperparameters["decision_tree"].max_depth = 6
@@ -267,7 +312,10 @@ def test_results_view_binds_the_controller(section: TrainingSection, trained: Tr
     """The indicators and charts (built after the first render) show the controller's figures."""
     f1 = [n for n in section.__panel__().select(pn.indicators.Number) if "metric-f1" in n.css_classes]
     assert len(f1) == 1 and f1[0].value == pytest.approx(trained.threshold_metrics["f1"])
-    assert len(section.__panel__().select(pn.pane.HoloViews)) == 2
+    assert len(chart_panes(section.__panel__())) == 5  # the result's three, the comparison's two
+    titles = [f.title.text for f in drawn(section.__panel__())]
+    assert len(titles) == 3  # the comparison's charts wait for a comparison
+    assert any(t.startswith("Reliability") for t in titles) and any(t.startswith("Precision-recall") for t in titles)
     trained.threshold = 0.01
     assert f1[0].value == pytest.approx(trained.threshold_metrics["f1"])
 
@@ -481,10 +529,10 @@ def test_costs_reset_for_a_new_model(trained: TrainingController) -> None:
     assert trained.threshold_metrics["cost"] == pytest.approx(DEFAULT_COST_FN * fn + DEFAULT_COST_FP * fp)
 
 
-def test_costs_suggest_the_cheapest_threshold_on_the_validation_split(section: TrainingSection,
-                                                                      trained: TrainingController) -> None:
+def test_costs_suggest_the_cheapest_threshold_on_the_training_rows(section: TrainingSection,
+                                                                    trained: TrainingController) -> None:
     result = trained.result
-    y_val, val_scores = validation_scores(result, load_transactions())
+    y_val, val_scores = threshold_scores(result)
     trained.param.update(cost_fn=500.0, cost_fp=1.0)
     assert trained.cheapest == pytest.approx(cheapest_threshold(y_val, val_scores, 500.0, 1.0))
     assert not widget(section, "training-use-cheapest").disabled
@@ -494,15 +542,61 @@ def test_costs_suggest_the_cheapest_threshold_on_the_validation_split(section: T
     assert trained.threshold_metrics["cost"] == pytest.approx(500.0 * fn + 1.0 * fp)
 
 
-def test_validation_split_is_rebuilt_exactly(trained: TrainingController) -> None:
-    """The consistency check behind the cost suggestion: the rebuilt split gives the model's threshold."""
-    rebuilt = validation_scores(trained.result, load_transactions())
-    assert rebuilt is not None
-    y_val, _scores = rebuilt
-    assert len(y_val) == pytest.approx(0.2 * trained.result.n_train, abs=1)
-    # A split that does not reproduce the model's threshold is refused, not used.
-    trained.result.model.threshold = 0.123456
-    assert validation_scores(trained.result, load_transactions()) is None
+def test_the_tab_trains_out_of_fold_and_the_cost_suggestion_never_sees_test_rows(
+        trained: TrainingController) -> None:
+    """The UI's default protocol is out-of-fold; the cheapest threshold uses the training rows' scores only."""
+    result = trained.result
+    assert trained.threshold_method == "oof" and result.threshold_method == "oof"
+    assert result.model.fit_info["threshold_method"] == "oof"
+    labels, scores = threshold_scores(result)
+    # Out-of-fold: one score per training row, none of them a test row's.
+    assert len(labels) == len(scores) == result.n_train
+    result.threshold_scores = []
+    assert threshold_scores(result) is None
+
+
+def test_the_time_ordered_evaluation_is_passed_to_the_pipeline(ctrl: TrainingController) -> None:
+    ctrl.param.update(kind="decision_tree", model_name="timed", save=False, split="time",
+                      threshold_method="validation")
+    pipeline = ctrl.make_pipeline()
+    assert (pipeline.split, pipeline.threshold_method) == ("time", "validation")
+    result = train(ctrl)
+    assert result is not None and result.split == "time" and result.threshold_method == "validation"
+    frame = load_transactions()
+    train_rows, test_rows = pipeline.split_rows(frame)
+    assert frame["time"].to_numpy()[train_rows].max() < frame["time"].to_numpy()[test_rows].min()
+    assert "time-ordered split" in result_note(result, result.threshold, None)
+
+
+def test_compare_saved_models_on_the_same_test_rows(section: TrainingSection, trained: TrainingController) -> None:
+    """Two saved models, compared off the event loop: metrics side by side, curves overlaid, same rows."""
+    trained.param.update(kind="lightgbm", model_name="lgb_cmp", save=True)
+    trained.hyperparameters["lightgbm"].param.update(n_estimators=30)
+    assert train(trained) is not None, trained.last_error
+    assert set(trained.param.compare_names.objects) == {"baseline", "lgb_cmp"}
+    button = widget(section, "training-compare")
+    trained.compare_names = ["baseline"]
+    assert button.disabled
+    trained.param.trigger("compare")
+    assert trained.comparison is None and "at least two" in trained.compare_status
+
+    trained.compare_names = ["lgb_cmp", "baseline"]
+    assert not button.disabled
+    trained.param.trigger("compare")
+    comparison = trained.wait_compare(120)
+    assert comparison is not None and not trained.comparing
+    assert [m["name"] for m in comparison.models] == ["lgb_cmp", "baseline"]
+    assert comparison.all_held_out  # both trained with the same split and seed
+    # The rows are the ones each model was tested on: LightGBM's figures equal its training result's.
+    assert comparison.models[0]["metrics"]["f1"] == pytest.approx(trained.result.metrics["f1"])
+    assert comparison.models[0]["metrics"]["brier"] == pytest.approx(trained.result.metrics["brier"])
+    table = [t for t in section.__panel__().select(pn.widgets.Tabulator)
+             if "training-compare-table" in t.css_classes][0]
+    assert list(table.value["name"]) == ["lgb_cmp", "baseline"] and "brier" in table.value
+    compared = [f for f in drawn(section.__panel__()) if "same test rows" in f.title.text]
+    assert len(compared) == 2
+    legend = {item.label["value"] for f in compared for item in f.legend[0].items}
+    assert any(label.startswith("lgb_cmp") for label in legend) and any(label.startswith("baseline") for label in legend)
 
 
 def test_save_threshold_marks_unsaved_changes_and_updates_the_saved_model(

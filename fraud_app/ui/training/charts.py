@@ -1,7 +1,8 @@
 """The Training tab's chart and table builders: pure functions of the controller's outputs.
 
-The confusion matrix and the precision-recall curve (HoloViews), and the frames behind the runs
-and saved-models tables. No widgets and no state: the views in this package call them.
+The confusion matrix, the precision-recall curve and the reliability curve (HoloViews), the
+overlaid curves of compared models, and the frames behind the runs, saved-models and comparison
+tables. The views draw the charts off the event loop (:class:`fraud_app.ui.charts.OffloopChart`). No widgets and no state: the views in this package call them.
 """
 
 from __future__ import annotations
@@ -85,7 +86,7 @@ def pr_curve_plot(curve: Mapping[str, Sequence[float]] | None, chosen: Mapping[s
     line = hv.Curve((list(curve["recall"]), list(curve["precision"])), "Recall", "Precision",
                     label="Test split").opts(color=ACCENT_COLOR, line_width=2, interpolation="steps-post")
     points = []
-    for point, label, color, marker in ((model_threshold, "Validation-chosen", "#8c8c8c", "square"),
+    for point, label, color, marker in ((model_threshold, "Model's threshold", "#8c8c8c", "square"),
                                         (chosen, "Chosen", FRAUD_COLOR, "circle")):
         data = [] if point is None else [(point["recall"], point["precision"], point["threshold"])]
         points.append(hv.Points(data, ["Recall", "Precision"], ["Threshold"], label=label).opts(
@@ -94,6 +95,99 @@ def pr_curve_plot(curve: Mapping[str, Sequence[float]] | None, chosen: Mapping[s
         title="Precision-recall curve (held-out test split)", xlim=(0, 1.02), ylim=(0, 1.05),
         legend_position="bottom_left", toolbar=None, height=300, min_width=300, responsive=True,
         fontsize={"title": "11pt", "labels": "11pt", "ticks": "10pt"})
+
+
+def reliability_plot(reliability: Mapping[str, Any] | None, title: str | None = None) -> hv.Overlay:
+    """The reliability curve: observed fraud rate against mean predicted P(fraud) per bin, log axes.
+
+    ``reliability`` is :func:`fraud_app.training.metrics.reliability_curve`'s dict (``predicted``,
+    ``observed``, ``count``, ``frauds``, ``ece``). Points on the diagonal mean calibrated
+    probabilities. A bin without frauds has an observed rate of 0, which a log axis cannot show:
+    it is drawn at the axis floor.
+    """
+    return reliability_overlay([("Test split", reliability or {})], title)
+
+
+def _reliability_points(reliability: Mapping[str, Any], floor: float) -> list[tuple[float, float, int, int]]:
+    predicted = list(reliability.get("predicted") or [])
+    observed = list(reliability.get("observed") or [])
+    counts = list(reliability.get("count") or [0] * len(predicted))
+    frauds = list(reliability.get("frauds") or [0] * len(predicted))
+    return [(max(float(p), floor), max(float(o), floor), int(n), int(f))
+            for p, o, n, f in zip(predicted, observed, counts, frauds)]
+
+
+#: The reliability chart's axis floor (bins below it, e.g. no fraud observed, are drawn on it).
+RELIABILITY_FLOOR = 1e-5
+#: One colour per compared model.
+COMPARE_COLORS = (ACCENT_COLOR, FRAUD_COLOR, "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22")
+
+
+def reliability_overlay(curves: Sequence[tuple[str, Mapping[str, Any]]], title: str | None = None) -> hv.Overlay:
+    """Reliability curves of one or more models (``(label, reliability)`` pairs) with the diagonal."""
+    floor = RELIABILITY_FLOOR
+    diagonal = hv.Curve([(floor, floor), (1.0, 1.0)], "Predicted", "Observed", label="Perfectly calibrated").opts(
+        color="#8c8c8c", line_dash="dashed", line_width=1)
+    layers: list[Any] = [diagonal]
+    eces = []
+    for i, (label, reliability) in enumerate(curves):
+        points = _reliability_points(reliability, floor)
+        color = COMPARE_COLORS[i % len(COMPARE_COLORS)]
+        ece = reliability.get("ece")
+        if ece is not None:
+            eces.append(f"{float(ece):.2g}")
+        layers.append(hv.Curve([p[:2] for p in points], "Predicted", "Observed", label=label).opts(
+            color=color, line_width=2))
+        layers.append(hv.Points(points, ["Predicted", "Observed"], ["Rows", "Frauds"], label=label).opts(
+            color=color, size=7, tools=["hover"]))
+    if title is None:
+        title = "Reliability (held-out test split" + (f", ECE {', '.join(eces)})" if eces else ")")
+    return hv.Overlay(layers).opts(
+        title=title, logx=True, logy=True, xlim=(floor, 1.05), ylim=(floor, 1.05),
+        xlabel="Mean predicted P(fraud)", ylabel="Observed fraud rate", legend_position="top_left",
+        toolbar=None, height=300, min_width=300, responsive=True,
+        fontsize={"title": "11pt", "labels": "11pt", "ticks": "10pt"})
+
+
+def compare_pr_plot(models: Sequence[Mapping[str, Any]]) -> hv.Overlay:
+    """The PR curves of compared models (``ModelComparison.models``), overlaid, each at its own threshold."""
+    layers: list[Any] = []
+    for i, model in enumerate(models):
+        curve = model.get("pr_curve") or {"precision": [], "recall": []}
+        color = COMPARE_COLORS[i % len(COMPARE_COLORS)]
+        metrics = model.get("metrics") or {}
+        label = f"{model['name']} (PR-AUC {float(metrics.get('pr_auc') or float('nan')):.3f})"
+        layers.append(hv.Curve((list(curve["recall"]), list(curve["precision"])), "Recall", "Precision",
+                               label=label).opts(color=color, line_width=2, interpolation="steps-post"))
+        if metrics.get("recall") is not None:
+            layers.append(hv.Points([(metrics["recall"], metrics["precision"], model.get("threshold"))],
+                                    ["Recall", "Precision"], ["Threshold"], label=label).opts(
+                color=color, size=10, tools=["hover"]))
+    return hv.Overlay(layers).opts(
+        title="Precision-recall curves (same test rows; dots at each model's threshold)", xlim=(0, 1.02),
+        ylim=(0, 1.05), legend_position="bottom_left", toolbar=None, height=320, min_width=300, responsive=True,
+        fontsize={"title": "11pt", "labels": "11pt", "ticks": "10pt"})
+
+
+def compare_reliability_plot(models: Sequence[Mapping[str, Any]]) -> hv.Overlay:
+    """The reliability curves of compared models, overlaid."""
+    return reliability_overlay([(m["name"], m.get("reliability") or {}) for m in models],
+                               "Reliability (same test rows)")
+
+
+def comparison_frame(models: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """One row per compared model: name, kind, F1, precision, recall, PR-AUC, ROC-AUC, Brier, threshold, held out."""
+    rows = []
+    for model in models:
+        metrics = model.get("metrics") or {}
+        rows.append({"name": model.get("name"), "kind": model.get("kind"),
+                     **{key: _number(metrics.get(key)) for key in COMPARE_METRICS},
+                     "threshold": _number(model.get("threshold")), "held_out": bool(model.get("held_out"))})
+    return pd.DataFrame(rows, columns=["name", "kind", *COMPARE_METRICS, "threshold", "held_out"])
+
+
+#: Metric columns of the comparison table.
+COMPARE_METRICS = ("f1", "precision", "recall", "pr_auc", "roc_auc", "brier")
 
 
 def _params_text(params: Mapping[str, Any] | None) -> str:
@@ -167,7 +261,8 @@ def _number(value: Any) -> float:
 
 
 __all__ = [
-    "CLASS_LABELS", "MODEL_COLUMNS", "RUN_COLUMNS", "RUN_DETAIL_COLUMNS", "RUN_METRICS", "confusion_frame",
+    "CLASS_LABELS", "COMPARE_METRICS", "MODEL_COLUMNS", "compare_pr_plot", "compare_reliability_plot",
+    "comparison_frame", "reliability_overlay", "reliability_plot", "RUN_COLUMNS", "RUN_DETAIL_COLUMNS", "RUN_METRICS", "confusion_frame",
     "confusion_heatmap",
     "empty_runs_frame", "models_frame", "pr_curve_plot", "runs_frame",
 ]

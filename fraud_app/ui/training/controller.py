@@ -29,7 +29,9 @@ import numpy as np
 import panel as pn
 import param
 
+from fraud_app.data import load_transactions
 from fraud_app.models import (
+    DEFAULT_FOLDS,
     MODEL_KINDS,
     InvalidModelNameError,
     delete_model,
@@ -43,17 +45,19 @@ from fraud_app.models.store import ACTIVE_HOW as STORE_ACTIVE_HOW
 from fraud_app.models.store import active_model_status as store_active_model_status
 from fraud_app.storage import list_training_runs
 from fraud_app.training import (
+    ModelComparison,
     ProgressEvent,
     TrainingCancelled,
     TrainingPipeline,
     TrainingResult,
     cheapest_threshold,
+    compare_models,
     metrics_at_threshold,
 )
 from fraud_app.ui.base import catch_and_notify, notify_error
 from fraud_app.ui.state import AppState
 from fraud_app.ui.training import charts
-from fraud_app.ui.training.hyperparameters import AGGREGATOR, HyperParameters, hyperparameter_class
+from fraud_app.ui.training.hyperparameters import AGGREGATOR, AggregatorMembers, hyperparameter_values, tunables
 from fraud_app.ui.training.worker import RUNNER, ProgressRelay, SessionDispatcher, TrainingOutcome, run_training
 
 log = logging.getLogger(__name__)
@@ -113,25 +117,38 @@ def costs_at(metrics: dict[str, Any], cost_fn: float, cost_fp: float) -> dict[st
             "cost_reference": reference, "saving": reference - (missed + alarms)}
 
 
-def hyperparameter_sets(kinds: list[str]) -> dict[str, HyperParameters]:
-    """This tab's hyper-parameter objects, one per kind (the one entry point to their declarations)."""
-    return {kind: hyperparameter_class(kind)() for kind in kinds}
+#: The evaluation choices: how the data set is split into training and test rows.
+SPLIT_LABELS = {"random": "Stratified random (80/20)", "time": "Time-ordered (train on earlier, test on later)"}
+#: How the threshold (and calibration) is chosen, on training rows only.
+THRESHOLD_METHOD_LABELS = {"oof": f"Out-of-fold ({DEFAULT_FOLDS} folds, then a fit on all training rows)",
+                           "validation": "One validation split (faster)"}
 
 
-def model_params(kind: str, sets: dict[str, HyperParameters]) -> dict[str, Any]:
+def compare_saved_models(names: list[str], frame: Any = None) -> ModelComparison:
+    """The job of a comparison (runs on a worker thread): load the data set if needed, then compare."""
+    return compare_models(names, load_transactions() if frame is None else frame)
+
+
+def hyperparameter_sets(kinds: list[str]) -> dict[str, Any]:
+    """This tab's hyper-parameters, one instance of each kind's declared ``Params`` (the aggregator's members)."""
+    return {kind: hyperparameter_values(kind) for kind in kinds}
+
+
+def model_params(kind: str, sets: dict[str, Any]) -> dict[str, Any]:
     """The hyper-parameters for ``create(kind, ...)``; aggregator members carry their own."""
-    values = sets[kind].values()
-    if kind != AGGREGATOR:
-        return values
+    chosen = sets[kind]
+    if not isinstance(chosen, AggregatorMembers):
+        return tunables(chosen)
+    values = chosen.values()
     if not values["members"]:
         raise ValueError("Choose at least one member model for the aggregator.")
     members = []
     for member in values["members"]:
         member_values = sets.get(member)
-        params = member_values.values() if isinstance(member_values, HyperParameters) else {}
+        params = tunables(member_values) if member_values is not None else {}
         # No random_state: the aggregator seeds member i with its seed + i (copies differ).
         members.append({"kind": member, "params": params})
-    return {"members": members, "weights": values["weights"]}
+    return {**values, "members": members}
 
 
 class TrainingController(param.Parameterized):
@@ -139,7 +156,8 @@ class TrainingController(param.Parameterized):
 
     Choose a kind, its hyper-parameters and a name, then trigger ``train``. The result's
     threshold-dependent figures follow ``threshold`` (recomputed from the held-out test scores
-    without retraining); ``cheapest`` is found on the validation split, never on the test split.
+    without retraining); ``cheapest`` is found on the scores the threshold was chosen on (out-of-fold
+    scores of the training rows by default), never on the test split.
     """
 
     state = param.ClassSelector(class_=AppState, doc="The session's shared state.")
@@ -153,6 +171,15 @@ class TrainingController(param.Parameterized):
     overwrite = param.Boolean(default=False, doc="Replace a saved model that has the same name.")
     seed = param.Integer(default=0, bounds=(0, 2**31 - 1),
                          doc="Seeds the train/test split and the model, so a run can be repeated.")
+    split = param.Selector(default="random", objects=list(SPLIT_LABELS),
+                           doc="Evaluation: 'random' is the assignment's stratified 80/20 split; 'time' trains on "
+                               "the earliest 80 % of transactions and tests on the latest 20 % (fraud changes "
+                               "over time, and a random split flatters every model).")
+    threshold_method = param.Selector(
+        default="oof", objects=list(THRESHOLD_METHOD_LABELS),
+        doc="How the calibration and threshold are chosen, on training rows only: 'oof' on out-of-fold scores "
+            "of a stratified k-fold, then the model is fitted on all training rows; 'validation' on one held-out "
+            "20 % of the training rows (faster; the model sees 80 % of them).")
     train = param.Event(doc="Start training with the current choices.")
     cancel = param.Event(doc="Stop the running training (nothing is saved or recorded).")
 
@@ -165,7 +192,8 @@ class TrainingController(param.Parameterized):
                            doc=f"Cost of one missed fraud (false negative), in {CURRENCY}; reset for each new model.")
     cost_fp = param.Number(default=DEFAULT_COST_FP, bounds=(0.0, None), step=1.0,
                            doc=f"Cost of one false alarm (false positive), in {CURRENCY}; reset for each new model.")
-    use_cheapest = param.Event(doc="Move the threshold to the cheapest one for the costs (validation split).")
+    use_cheapest = param.Event(doc="Move the threshold to the cheapest one for the costs (on the training rows' "
+                                   "out-of-fold or validation scores).")
     save_threshold = param.Event(doc="Save the chosen threshold with the trained (saved) model.")
 
     # -- inputs: saved models -----------------------------------------------------------------
@@ -179,9 +207,15 @@ class TrainingController(param.Parameterized):
     keep_model = param.Event(doc="Abandon the pending deletion.")
     refresh = param.Event(doc="Reload the runs table and the saved models.")
 
+    # -- inputs: compare saved models --------------------------------------------------------------
+    compare_names = param.ListSelector(default=[], objects=[],
+                                       doc="Saved models to compare (two or more), on the same test rows.")
+    compare = param.Event(doc="Score the chosen saved models on the same test rows (off the event loop).")
+
     # -- outputs --------------------------------------------------------------------------------
     hyperparameters = param.Dict(default={}, constant=True,
-                                 doc="Kind -> this tab's HyperParameters object for that kind.")
+                                 doc="Kind -> this tab's instance of the kind's declared Params (the aggregator: "
+                                     "its AggregatorMembers).")
     running = param.Boolean(default=False, constant=True, doc="True while a training of this tab runs.")
     started_at = param.Number(default=0.0, constant=True, doc="time.monotonic() when the running training started.")
     progress = param.Number(default=0.0, bounds=(0.0, 1.0), constant=True, doc="Progress of the training, 0 to 1.")
@@ -215,7 +249,8 @@ class TrainingController(param.Parameterized):
     curve_shown = param.Dict(default={}, constant=True,
                              doc="The figures the PR-curve chart marks (threshold_metrics, two ticks later).")
     cheapest = param.Number(default=None, allow_None=True, constant=True,
-                            doc="Threshold with the lowest cost on the validation split (None if unknown).")
+                            doc="Threshold with the lowest cost on the scores the threshold was chosen on "
+                                "(training rows only; None if unknown).")
     saved_threshold = param.Number(default=None, allow_None=True, constant=True,
                                    doc="The threshold stored with the result's saved model (None when not saved).")
     threshold_unsaved = param.Boolean(default=False, constant=True,
@@ -232,6 +267,12 @@ class TrainingController(param.Parameterized):
                                      "'Make it active?' (training never changes the active model itself).")
     pending_delete = param.String(default=None, allow_None=True, constant=True,
                                   doc="The saved model awaiting delete confirmation.")
+    comparing = param.Boolean(default=False, constant=True, doc="True while a comparison is computed.")
+    comparison = param.ClassSelector(
+        class_=ModelComparison, default=None, allow_None=True, constant=True,
+        doc="The latest comparison: every chosen model scored on the same test rows (the first model's split), "
+            "with its PR curve, reliability curve and metrics at its own threshold.")
+    compare_status = param.String(default="", constant=True, doc="What the comparison is doing or why it failed.")
 
     def __init__(self, **params: Any) -> None:
         if params.get("state") is None:
@@ -249,6 +290,8 @@ class TrainingController(param.Parameterized):
         self._plots_pending = False
         self._idle = threading.Event()  # set when no training of this tab is running or publishing
         self._idle.set()
+        self._compare_idle = threading.Event()  # set when no comparison of this tab is running
+        self._compare_idle.set()
         self._check_name()  # no I/O for the empty name: Train waits for load() to suggest one
 
     # -- loading ----------------------------------------------------------------------------
@@ -325,7 +368,8 @@ class TrainingController(param.Parameterized):
             naming the problem: invalid name, taken name without overwrite, bad hyper-parameter.
         """
         return TrainingPipeline(self.kind, model_params(self.kind, self.hyperparameters), name=self.model_name or None,
-                                save=self.save, overwrite=self.overwrite, seed=self.seed)
+                                save=self.save, overwrite=self.overwrite, seed=self.seed, split=self.split,
+                                threshold_method=self.threshold_method)
 
     # -- training -----------------------------------------------------------------------------
     @param.depends("train", watch=True)
@@ -506,7 +550,7 @@ class TrainingController(param.Parameterized):
 
     @param.depends("cost_fn", "cost_fp", watch=True)
     def _handle_costs(self) -> None:
-        """The cheapest threshold for the costs, on the validation split."""
+        """The cheapest threshold for the costs, on the scores the threshold was chosen on (never the test rows)."""
         self._update_cheapest()
 
     def _update_cheapest(self) -> None:
@@ -596,6 +640,10 @@ class TrainingController(param.Parameterized):
             self.param.update(saved_models=models, active_name=active, active_how=how, offered_model=offered)
         self.param.selected_model.objects = names
         self.selected_model = selected
+        self.param.compare_names.objects = names
+        kept = [name for name in self.compare_names if name in names]
+        if kept != list(self.compare_names):
+            self.compare_names = kept
 
     def active_model_origin(self, models: list[dict[str, Any]] | None = None) -> tuple[str | None, str | None]:
         """The active model and how it became active: ``"explicit"``, ``"first_saved"`` or ``"fallback"``.
@@ -661,6 +709,56 @@ class TrainingController(param.Parameterized):
         log.info("deleted model %r", name)
         _notify("info", f"Deleted {name}.")
         self.state.param.trigger("models_changed")
+
+    # -- compare saved models ----------------------------------------------------------------------
+    @param.depends("compare", watch=True)
+    def _handle_compare(self) -> None:
+        """Score the chosen models on the same test rows, on the training runner (never on the event loop)."""
+        names = list(self.compare_names)
+        if self.comparing:
+            return
+        if len(names) < 2:
+            with param.edit_constant(self):
+                self.compare_status = "Choose at least two saved models to compare."
+            return
+        dispatch = SessionDispatcher.for_current_session()
+        with param.edit_constant(self):
+            self.param.update(comparing=True, compare_status=f"Scoring {', '.join(names)} on the same test rows…")
+        self._compare_idle.clear()
+        try:
+            future = RUNNER.submit(compare_saved_models, names, self.state.dataset)
+        except BaseException:
+            self._finish_compare(None)
+            raise
+        future.add_done_callback(lambda done: dispatch(lambda: self._finish_compare(done)))
+
+    def _finish_compare(self, future: Future | None) -> None:
+        """Publish a comparison (on the session); the busy state always resets."""
+        try:
+            if future is None:
+                raise RuntimeError("the comparison could not start")
+            comparison: ModelComparison = future.result()
+            note = ("" if comparison.all_held_out else " Not every model was trained with this split: a model "
+                    "marked 'held_out: false' may have trained on some of these rows, so its figures flatter it.")
+            with _hold(), param.edit_constant(self):
+                self.param.update(comparison=comparison, compare_status=(
+                    f"{len(comparison.models)} models on the same {comparison.split} test rows (seed "
+                    f"{comparison.seed}): {comparison.n_test:,} transactions, {comparison.n_test_fraud:,} "
+                    f"frauds.{note}"))
+        except Exception as exc:
+            with param.edit_constant(self):
+                self.compare_status = f"**Could not compare:** {exc}"
+            notify_error("Could not compare the models", exc)
+        finally:
+            with param.edit_constant(self):
+                self.comparing = False
+            self._compare_idle.set()
+
+    def wait_compare(self, timeout: float = 60.0) -> ModelComparison | None:
+        """Block until the running comparison is published (scripts, tests; never on the event loop)."""
+        if not self._compare_idle.wait(timeout):
+            raise TimeoutError(f"comparison still running after {timeout} s")
+        return self.comparison
 
     # -- helpers for callers ------------------------------------------------------------------
     def wait(self, timeout: float = 60.0) -> TrainingResult | None:

@@ -1,4 +1,5 @@
-"""The Training tab's form: model kind, name, hyper-parameters, seed, Train and Cancel, progress."""
+"""The Training tab's form: model kind, name, seed, evaluation split, threshold protocol, hyper-parameters,
+Train and Cancel, progress."""
 
 from __future__ import annotations
 
@@ -11,13 +12,14 @@ from bokeh.models import Tooltip
 from bokeh.models.dom import HTML
 
 from fraud_app.ui.theme import stylesheet
-from fraud_app.ui.training.controller import TrainingController, kind_label
-from fraud_app.ui.training.hyperparameters import (
-    AggregatorHyperParameters,
-    HyperParameters,
-    hyperparameter_widgets,
-    widget_for,
+from fraud_app.ui.training.controller import (
+    SPLIT_LABELS,
+    THRESHOLD_METHOD_LABELS,
+    TrainingController,
+    kind_label,
 )
+from fraud_app.models.base import ModelParams
+from fraud_app.ui.training.hyperparameters import AggregatorMembers, hyperparameter_widgets, widget_for
 
 
 def tooltip(text: str, position: str = "bottom") -> Tooltip:
@@ -32,31 +34,38 @@ def action_button(event: param.Parameter, label: str, **kwargs: Any) -> pn.widge
     return pn.widgets.Button.from_param(event, label=label, **kwargs)
 
 
-def hyperparameter_panel(kind: str, sets: dict[str, HyperParameters], **kwargs: Any) -> pn.viewable.Viewable:
+def hyperparameter_panel(kind: str, sets: dict[str, Any], **kwargs: Any) -> pn.viewable.Viewable:
     """The widgets editing ``kind``'s hyper-parameters (the aggregator's show its members' own settings).
 
-    ``kwargs`` go to every widget (e.g. ``disabled=ctrl.param.running``).
+    ``sets`` maps each kind to this tab's instance of its declared ``Params`` (the aggregator's to
+    its :class:`AggregatorMembers`). ``kwargs`` go to every widget (e.g. ``disabled=ctrl.param.running``).
     """
     values = sets.get(kind)
-    if values is None or (not values.tunables and not isinstance(values, AggregatorHyperParameters)):
-        return pn.pane.Markdown("This kind has no tunable hyper-parameters.")
     kwargs.setdefault("sizing_mode", "stretch_width")
-    if not isinstance(values, AggregatorHyperParameters):
-        return pn.Column(*hyperparameter_widgets(values, **kwargs), sizing_mode="stretch_width", margin=0)
-    members = widget_for(values, "members", label="Members (probabilities are averaged)", **kwargs)
-    copies = widget_for(values, "copies", **kwargs)
+    if isinstance(values, ModelParams):
+        if not type(values).tunables():
+            return pn.pane.Markdown("This kind has no tunable hyper-parameters.")
+        return pn.Column(*hyperparameter_widgets(kind, values, **kwargs), sizing_mode="stretch_width", margin=0)
+    if not isinstance(values, AggregatorMembers):
+        return pn.pane.Markdown("This kind has no tunable hyper-parameters.")
+    members = widget_for(values, "members", kind, name="Members (probabilities are averaged)", **kwargs)
+    copies = widget_for(values, "copies", kind, **kwargs)
+    # The aggregator's own declared settings (calibration); its member list is edited above.
+    own = [widget_for(values.params, name, kind, **kwargs) for name in type(values.params).tunables()
+           if name not in ("members", "weights")]
     weights, cards = [], []
     for member in values.member_kinds:
         shown = pn.bind(lambda chosen, member=member: member in chosen, values.param.members)
-        weights.append(widget_for(values, values.weight_name(member), visible=shown, **kwargs))
+        weights.append(widget_for(values, values.weight_name(member), kind, visible=shown, **kwargs))
         member_values = sets.get(member)
-        if isinstance(member_values, HyperParameters):
-            cards.append(pn.Card(*hyperparameter_widgets(member_values, **kwargs), title=f"{kind_label(member)} member",
-                                 collapsed=True, visible=shown, sizing_mode="stretch_width"))
+        if isinstance(member_values, ModelParams):
+            cards.append(pn.Card(*hyperparameter_widgets(member, member_values, **kwargs),
+                                 title=f"{kind_label(member)} member", collapsed=True, visible=shown,
+                                 sizing_mode="stretch_width"))
     note = pn.pane.Markdown("Members share the aggregator's split; member *i* is seeded with the seed + *i*. "
                             "Their settings below are the same as on their own kind.", css_classes=["fds-note"],
                             stylesheets=[stylesheet("training")])
-    return pn.Column(members, copies, *weights, note, *cards, sizing_mode="stretch_width", margin=0)
+    return pn.Column(members, copies, *weights, *own, note, *cards, sizing_mode="stretch_width", margin=0)
 
 
 class TrainingForm(pn.viewable.Viewer):
@@ -83,6 +92,13 @@ class TrainingForm(pn.viewable.Viewer):
         overwrite = pn.widgets.Checkbox.from_param(ctrl.param.overwrite, label="Overwrite an existing model",
                                                    css_classes=["training-overwrite"], **busy)
         seed = pn.widgets.IntInput.from_param(ctrl.param.seed, label="Seed", css_classes=["training-seed"], **busy)
+        split = pn.widgets.Select.from_param(
+            ctrl.param.split, label="Evaluation", options={v: k for k, v in SPLIT_LABELS.items()},
+            description=ctrl.param.split.doc, css_classes=["training-split"], **busy)
+        threshold_method = pn.widgets.Select.from_param(
+            ctrl.param.threshold_method, label="Threshold and calibration chosen on",
+            options={v: k for k, v in THRESHOLD_METHOD_LABELS.items()}, description=ctrl.param.threshold_method.doc,
+            css_classes=["training-threshold-method"], **busy)
         hyperparameters = pn.panel(pn.bind(self._hyperparameters, ctrl.param.kind), sizing_mode="stretch_width")
         train = action_button(
             ctrl.param.train, "Train", button_type="primary", width=120, css_classes=["training-train"],
@@ -101,7 +117,7 @@ class TrainingForm(pn.viewable.Viewer):
             margin=(0, 10), css_classes=["training-status"])
         self._layout = pn.Column(
             pn.pane.Markdown("### Model"),
-            kind, name, name_check, pn.Row(save, overwrite), seed,
+            kind, name, name_check, pn.Row(save, overwrite), seed, split, threshold_method,
             pn.Card(hyperparameters, title="Hyper-parameters", sizing_mode="stretch_width", margin=(10, 5)),
             pn.Row(train, cancel), progress, status,
             width=360, margin=(0, 20, 0, 0), stylesheets=[stylesheet("training")], css_classes=["training-form"])

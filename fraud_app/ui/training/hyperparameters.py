@@ -1,59 +1,76 @@
-"""Hyper-parameters of each model kind as bounded Parameters, and the widgets that edit them.
+"""The Training tab's hyper-parameter widgets, built straight from each kind's one declaration.
 
-The Parameterized classes are generated once per process from
-:data:`fraud_app.models.HYPERPARAMETERS` (``{"default", "bounds" | "objects", "doc"}`` per
-tunable), so a kind's tunables, bounds and docs live in one place: the model class. Each
-Training tab builds its own *instances* (and widgets), never shared between sessions.
+Every kind declares its hyper-parameters once, in its nested ``Params`` (a
+``param.Parameterized``, see :class:`fraud_app.models.base.ModelParams`): ``bounds`` are the hard
+limits the model validates, ``softbounds`` the range a UI offers, ``doc`` the help text (the
+CLI's ``--help`` reads the same). This tab holds one ``model_class(kind).Params()`` *instance*
+per kind and session, and builds each widget from its Parameter with ``Widget.from_param``:
+nothing is re-declared here.
+
+The one exception is the aggregator's member list (a list of ``{"kind", "params"}`` specs, which
+no single widget edits): :class:`AggregatorMembers` edits it as kinds x copies and one weight per
+kind; its default and weight limits are read from the aggregator's declaration.
 """
 
 from __future__ import annotations
 
-import functools
 import math
-from typing import Any, ClassVar
+from typing import Any
 
 import panel as pn
 import param
 
-from fraud_app.models import HYPERPARAMETERS
+from fraud_app.models import model_class
+from fraud_app.models.base import ModelParams
 
 #: The kind whose hyper-parameters are its members (and their weights).
 AGGREGATOR = "aggregator"
-#: How a None choice of a Selector is shown (Panel's Select cannot show a None value).
-NONE_TEXT = "None"
 
 
-class HyperParameters(param.Parameterized):
-    """The tunable hyper-parameters of one model kind (subclasses are generated per kind)."""
-
-    kind: ClassVar[str] = ""
-    #: Names of the tunables, in the order the model class lists them.
-    tunables: ClassVar[tuple[str, ...]] = ()
-
-    def values(self) -> dict[str, Any]:
-        """The current values, as ``create(kind, **values)`` accepts them (``"None"`` choices as None)."""
-        values = {}
-        for name in self.tunables:
-            value = getattr(self, name)
-            if isinstance(self.param[name], param.Selector) and value == NONE_TEXT:
-                value = None
-            values[name] = value
-        return values
+def tunables(values: ModelParams) -> dict[str, Any]:
+    """The UI-editable values of ``values`` (its declaration's tunables), for ``create(kind, **...)``."""
+    return {name: getattr(values, name) for name in type(values).tunables()}
 
 
-class AggregatorHyperParameters(HyperParameters):
-    """Members of a soft-voting aggregator: which kinds, how many copies of each, their weights.
+class AggregatorMembers(param.Parameterized):
+    """The aggregator's members as the tab edits them: which kinds, how many copies, their weights.
 
-    Copies of a kind differ by seed only: the aggregator seeds a member given by kind with its
-    own seed plus the member's position, so three LightGBM copies sample different rows and
-    columns.
+    Copies of a kind differ by seed only: the aggregator seeds member *i* with its seed + *i*.
+    ``params`` is the aggregator's own ``Params`` (its calibration); member kinds carry the
+    settings of their own kind's ``Params`` (see :func:`fraud_app.ui.training.controller.model_params`).
     """
 
-    kind: ClassVar[str] = AGGREGATOR
-    #: The member kinds a user can choose from.
-    member_kinds: ClassVar[tuple[str, ...]] = ()
+    members = param.ListSelector(default=[], objects=[], label="Members",
+                                 doc="Member model kinds whose probabilities are averaged.")
+    copies = param.Integer(default=1, bounds=(1, 5), label="Copies of each member",
+                           doc="How many models of each chosen kind; copies differ by seed (the aggregator's "
+                               "seed plus the member's position).")
+    params = param.ClassSelector(class_=ModelParams, doc="The aggregator's own declared Params (calibration).")
 
-    def weight_name(self, kind: str) -> str:
+    def __init__(self, **kwargs: Any) -> None:
+        cls = model_class(AGGREGATOR)
+        declared = cls.Params.param["members"]
+        kinds = list(declared.objects_hint)
+        default = [m if isinstance(m, str) else m["kind"] for m in declared.default]
+        chosen = list(dict.fromkeys(default))
+        counts = {default.count(kind) for kind in chosen}
+        low, high = cls.WEIGHT_BOUNDS
+        for kind in kinds:  # one weight per member kind (instance Parameters: this tab's own)
+            self.param.add_parameter(self.weight_name(kind), param.Number(
+                default=1.0, bounds=(float(low), float(high)), label=f"Weight of {kind.replace('_', ' ')}",
+                doc=f"{cls.Params.param['weights'].doc} Weight of each {kind} member."))
+        super().__init__(**kwargs)
+        self.param.members.objects = kinds
+        self.param.update(members=chosen, copies=counts.pop() if len(counts) == 1 else 1)
+        if self.params is None:
+            self.params = cls.Params()
+
+    @property
+    def member_kinds(self) -> list[str]:
+        return list(self.param.members.objects)
+
+    @staticmethod
+    def weight_name(kind: str) -> str:
         """Name of the Parameter holding ``kind``'s weight."""
         return f"weight_{kind}"
 
@@ -62,91 +79,16 @@ class AggregatorHyperParameters(HyperParameters):
         return [kind for kind in self.members for _ in range(int(self.copies))]
 
     def values(self) -> dict[str, Any]:
-        """``members`` (kind names) and ``weights`` (None when all members weigh the same)."""
+        """``members`` (kind names), ``weights`` (None when all members weigh the same), the aggregator's own."""
         members = self.member_list()
         weights = [float(getattr(self, self.weight_name(kind))) for kind in members]
-        same = len(set(weights)) <= 1
-        return {"members": members, "weights": None if same else weights}
+        own = {k: v for k, v in tunables(self.params).items() if k not in ("members", "weights")}
+        return {"members": members, "weights": None if len(set(weights)) <= 1 else weights, **own}
 
 
-def _label(name: str) -> str:
-    return name.replace("_", " ").capitalize()
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def parameter_for(name: str, spec: dict[str, Any]) -> param.Parameter:
-    """One Parameter from a ``HYPERPARAMETERS`` entry.
-
-    ``objects`` give a Selector (a ListSelector when the default is a list, a Boolean when the
-    objects are True/False; a None object is offered as the text ``"None"``, which
-    :meth:`HyperParameters.values` turns back into None); ``bounds`` give a
-    bounded Integer (integer default, or None with integer bounds) or Number; a None default
-    is allowed where the model accepts it (e.g. an unlimited ``max_depth``).
-    """
-    default = spec.get("default")
-    doc = spec.get("doc") or _label(name)
-    label = _label(name)
-    if "objects" in spec:
-        objects = list(spec["objects"])
-        if isinstance(default, bool) and all(isinstance(o, bool) for o in objects):
-            return param.Boolean(default=default, label=label, doc=doc)
-        if isinstance(default, (list, tuple)):
-            return param.ListSelector(default=list(default), objects=objects, label=label, doc=doc)
-        objects = [NONE_TEXT if o is None else o for o in objects]
-        default = NONE_TEXT if default is None else default
-        return param.Selector(default=default, objects=objects, label=label, doc=doc)
-    if "bounds" in spec:
-        bounds = tuple(spec["bounds"])
-        allow_none = default is None
-        if _is_int(default) or (default is None and all(_is_int(b) for b in bounds if b is not None)):
-            return param.Integer(default=default, bounds=bounds, allow_None=allow_none, label=label, doc=doc)
-        return param.Number(default=None if default is None else float(default), bounds=bounds,
-                            allow_None=allow_none, label=label, doc=doc)
-    if isinstance(default, bool):
-        return param.Boolean(default=default, label=label, doc=doc)
-    raise ValueError(f"hyper-parameter {name!r} needs 'objects' or 'bounds' in HYPERPARAMETERS, got {spec!r}")
-
-
-@functools.cache
-def hyperparameter_class(kind: str) -> type[HyperParameters]:
-    """The HyperParameters subclass of ``kind`` (built once per process)."""
-    try:
-        spec = HYPERPARAMETERS[kind]
-    except KeyError:
-        raise ValueError(f"no hyper-parameters are described for model kind {kind!r}") from None
-    class_name = "".join(part.capitalize() for part in kind.split("_")) + "HyperParameters"
-    if kind == AGGREGATOR:
-        members = spec["members"]
-        member_kinds = tuple(members["objects"])
-        default = list(members["default"])
-        # The default as kinds x copies: ["lightgbm"] * 3 is LightGBM, 3 copies.
-        kinds = list(dict.fromkeys(default))
-        counts = {default.count(kind) for kind in kinds}
-        copies = counts.pop() if len(counts) == 1 else 1
-        low, high = spec.get("weights", {}).get("bounds", (0.0, 100.0))
-        params: dict[str, Any] = {
-            "members": param.ListSelector(
-                default=kinds, objects=list(member_kinds), label="Members",
-                doc=members.get("doc") or "Member model kinds whose probabilities are averaged."),
-            "copies": param.Integer(
-                default=copies, bounds=(1, 5), label="Copies of each member",
-                doc="How many models of each chosen kind; copies differ by seed (the aggregator's seed "
-                    "plus the member's position)."),
-        }
-        for member in member_kinds:
-            params[f"weight_{member}"] = param.Number(
-                default=1.0, bounds=(float(low), float(high)), label=f"Weight of {_label(member).lower()}",
-                doc=f"Weight of the {member} member's probability in the average (used when it is a member).")
-        attrs = {**params, "member_kinds": member_kinds, "tunables": ("members", "copies"),
-                 "__doc__": "Hyper-parameters of the aggregator: members and their weights."}
-        return type(class_name, (AggregatorHyperParameters,), attrs)
-    params = {name: parameter_for(name, entry) for name, entry in spec.items()}
-    attrs = {**params, "kind": kind, "tunables": tuple(params),
-             "__doc__": f"Tunable hyper-parameters of the {kind} model."}
-    return type(class_name, (HyperParameters,), attrs)
+def hyperparameter_values(kind: str) -> ModelParams | AggregatorMembers:
+    """This tab's editable hyper-parameters of ``kind``: an instance of its declared ``Params``."""
+    return AggregatorMembers() if kind == AGGREGATOR else model_class(kind).Params()
 
 
 def _step(bounds: tuple[float | None, float | None] | None) -> float:
@@ -156,36 +98,41 @@ def _step(bounds: tuple[float | None, float | None] | None) -> float:
     return float(10 ** math.floor(math.log10((bounds[1] - bounds[0]) / 20)))
 
 
-def widget_for(values: param.Parameterized, parameter_name: str, **kwargs: Any) -> pn.widgets.Widget:
-    """A new widget bound to ``values.<parameter_name>`` (bounded inputs, selects, multi-choice).
+def widget_for(values: param.Parameterized, parameter_name: str, css_kind: str | None = None,
+               **kwargs: Any) -> pn.widgets.Widget:
+    """A new widget bound to ``values.<parameter_name>`` with ``from_param``.
 
-    ``kwargs`` go to the widget (``name`` overrides the label). The widget carries the CSS
-    class ``hp-<kind>-<parameter>`` (browser tests and styling find it by that).
+    Numbers get an input whose range is the declaration's ``softbounds`` (the hard ``bounds``
+    when it has none); the help is its ``doc``. ``kwargs`` go to the widget. The widget
+    carries the CSS class ``hp-<kind>-<parameter>`` (browser tests and styling find it by that).
     """
     parameter = values.param[parameter_name]
-    kind = getattr(values, "kind", "") or type(values).__name__
-    kwargs.setdefault("css_classes", [f"hp-{kind}-{parameter_name}"])
+    kwargs.setdefault("css_classes", [f"hp-{css_kind or type(values).__name__}-{parameter_name}"])
     if isinstance(parameter, param.ListSelector):
-        return pn.widgets.MultiChoice.from_param(parameter, **kwargs)
-    if isinstance(parameter, param.Selector):
-        return pn.widgets.Select.from_param(parameter, **kwargs)
-    if isinstance(parameter, param.Boolean):
-        return pn.widgets.Checkbox.from_param(parameter, **kwargs)
-    if parameter.allow_None:
-        kwargs.setdefault("placeholder", "None (no limit)")
-    if isinstance(parameter, param.Integer):
-        return pn.widgets.IntInput.from_param(parameter, **kwargs)
-    if isinstance(parameter, param.Number):
-        return pn.widgets.FloatInput.from_param(parameter, step=_step(parameter.bounds), **kwargs)
-    raise TypeError(f"no widget for {type(parameter).__name__} {parameter_name!r}")
+        cls = pn.widgets.MultiChoice
+    elif isinstance(parameter, param.Selector):
+        cls = pn.widgets.Select
+    elif isinstance(parameter, param.Boolean):
+        cls = pn.widgets.Checkbox
+    elif isinstance(parameter, param.Number):
+        low, high = parameter.softbounds or parameter.bounds or (None, None)
+        kwargs.update(start=low, end=high)
+        if parameter.allow_None:
+            kwargs.setdefault("placeholder", "None (no limit)")
+        cls = pn.widgets.IntInput if isinstance(parameter, param.Integer) else pn.widgets.FloatInput
+        if cls is pn.widgets.FloatInput:
+            kwargs.setdefault("step", _step((low, high)))
+    else:
+        raise TypeError(f"no widget for {type(parameter).__name__} {parameter_name!r}")
+    if "description" in cls.param:
+        kwargs.setdefault("description", parameter.doc)
+    return cls.from_param(parameter, **kwargs)
 
 
-def hyperparameter_widgets(values: HyperParameters, **kwargs: Any) -> list[pn.widgets.Widget]:
+def hyperparameter_widgets(kind: str, values: ModelParams, **kwargs: Any) -> list[pn.widgets.Widget]:
     """New widgets for every tunable of ``values`` (one call per place they are shown)."""
-    return [widget_for(values, name, **kwargs) for name in values.tunables]
+    return [widget_for(values, name, kind, **kwargs) for name in type(values).tunables()]
 
 
-__all__ = [
-    "AGGREGATOR", "NONE_TEXT", "AggregatorHyperParameters", "HyperParameters", "hyperparameter_class",
-    "hyperparameter_widgets", "parameter_for", "widget_for",
-]
+__all__ = ["AGGREGATOR", "AggregatorMembers", "hyperparameter_values", "hyperparameter_widgets", "tunables",
+           "widget_for"]

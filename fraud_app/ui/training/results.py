@@ -4,27 +4,42 @@ from __future__ import annotations
 
 from typing import Any
 
-import holoviews as hv
 import panel as pn
 import param
 from bokeh.models import CustomJSTickFormatter
 from bokeh.models.widgets.tables import BooleanFormatter, NumberFormatter
 
+from fraud_app.ui.charts import ChartSpec, OffloopChart
 from fraud_app.ui.theme import ACCENT_COLOR, stylesheet
 from fraud_app.ui.training import charts
-from fraud_app.ui.training.controller import CURRENCY, UI_STEP_PAUSE, TrainingController, kind_label
+from fraud_app.ui.training.controller import (
+    CURRENCY,
+    SPLIT_LABELS,
+    UI_STEP_PAUSE,
+    TrainingController,
+    kind_label,
+)
 from fraud_app.ui.training.form import action_button, tooltip
 from fraud_app.ui.training.worker import SessionDispatcher
 
 #: The indicators above the charts: key in the metrics, label.
 INDICATORS = (("f1", "F1"), ("precision", "Precision"), ("recall", "Recall"),
-              ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"))
+              ("pr_auc", "PR-AUC"), ("roc_auc", "ROC-AUC"), ("brier", "Brier"))
+#: How an indicator's value is printed (the Brier score of rare frauds is a few ten-thousandths).
+INDICATOR_FORMATS = {"brier": "{value:.5f}"}
+#: Chart heights, in pixels.
+CHART_HEIGHT = 310
 #: Widths of the runs table's text columns; the metric columns share the rest of the width.
 RUN_WIDTHS = {"id": 40, "created_at": 142, "model": 135, "saved": 58}
 #: Indicators that depend on the threshold (the others are the result's own).
 THRESHOLD_METRICS = ("f1", "precision", "recall")
 #: JavaScript: the log-scaled slider shows thresholds, not their logarithm.
 THRESHOLD_TICKS_JS = "return Number(Math.pow(10, tick).toPrecision(2)).toString();"
+
+
+def result_key(result: Any) -> tuple:
+    """What identifies a training result in a chart's cache key (its curves are not hashed)."""
+    return (id(result), result.kind, result.name, result.seed, result.trained_at, result.duration_s)
 
 
 def money(value: float) -> str:
@@ -44,11 +59,14 @@ def indicator_value(key: str, metrics: dict[str, Any], result: Any) -> float:
 def result_note(result: Any, threshold: float, run_id: int | None) -> str:
     if result is None:
         return ""
-    return (f"**{kind_label(result.kind)}**{f' `{result.name}`' if result.name else ''} · held-out test split: "
-            f"{result.metrics['n_test']:,} transactions, {result.metrics['n_test_fraud']:,} frauds · "
-            f"F1, precision and recall at threshold **{threshold:.4g}** (validation-chosen: "
-            f"{result.threshold:.4g}) · trained in {result.duration_s:.1f} s"
-            + (f" · run #{run_id}" if run_id is not None else ""))
+    how = ("out-of-fold scores of the training rows" if result.threshold_method == "oof"
+           else "a validation split of the training rows")
+    split = SPLIT_LABELS.get(result.split, result.split).split(" (")[0].lower()
+    return (f"**{kind_label(result.kind)}**{f' `{result.name}`' if result.name else ''} · {split} split, "
+            f"held-out test part: {result.metrics['n_test']:,} transactions, {result.metrics['n_test_fraud']:,} "
+            f"frauds · F1, precision and recall at threshold **{threshold:.4g}** (the model's, chosen on {how}: "
+            f"{result.threshold:.4g}) · Brier score {result.metrics.get('brier', float('nan')):.5f} · "
+            f"trained in {result.duration_s:.1f} s" + (f" · run #{run_id}" if run_id is not None else ""))
 
 
 def cost_text(metrics: dict[str, Any], cost_fn: float, cost_fp: float) -> str:
@@ -82,8 +100,9 @@ def cheapest_text(cheapest: float | None, has_result: bool) -> str:
     if not has_result:
         return ""
     if cheapest is None:
-        return ("No cheapest-threshold suggestion: the validation split could not be rebuilt (see the log).")
-    return f"Cheapest threshold for these costs on the **validation** split: **{cheapest:.4g}**."
+        return "No cheapest-threshold suggestion: this result carries no training-row scores."
+    return (f"Cheapest threshold for these costs on the **training rows' out-of-fold (or validation) scores**: "
+            f"**{cheapest:.4g}**.")
 
 
 def unsaved_text(unsaved: bool, saved: float | None) -> str:
@@ -100,7 +119,7 @@ class TrainingResults(pn.viewable.Viewer):
         ctrl = self.controller
         placeholder = pn.pane.Markdown(
             "### No results yet\nChoose a model on the left and click **Train**. The metrics, the confusion "
-            "matrix and the precision-recall curve of the held-out test split appear here.",
+            "matrix, the precision-recall curve and the reliability curve of the held-out test split appear here.",
             visible=ctrl.param.has_result.rx.not_(), css_classes=["training-placeholder"])
         # Filled by prepare() after the first render, one piece per event-loop tick.
         self._body = pn.Column(visible=ctrl.param.has_result, sizing_mode="stretch_width",
@@ -121,7 +140,8 @@ class TrainingResults(pn.viewable.Viewer):
         if self._body.objects:
             return
         dispatch = SessionDispatcher.for_current_session()
-        steps = [self._add_figures, self._add_threshold_tools, self._add_confusion, self._add_curve]
+        steps = [self._add_figures, self._add_threshold_tools, self._add_confusion, self._add_curve,
+                 self._add_reliability]
 
         def run_next() -> None:
             steps.pop(0)()
@@ -135,7 +155,7 @@ class TrainingResults(pn.viewable.Viewer):
         metrics, result = ctrl.param.threshold_metrics, ctrl.param.result
         indicators = [
             pn.indicators.Number(name=label, value=pn.bind(indicator_value, key, metrics, result),
-                                 format="{value:.3f}", font_size="26pt", title_size="11pt",
+                                 format=INDICATOR_FORMATS.get(key, "{value:.3f}"), font_size="26pt", title_size="11pt",
                                  default_color=ACCENT_COLOR, margin=(0, 18), css_classes=[f"metric-{key}"])
             for key, label in INDICATORS]
         note = pn.pane.Markdown(pn.bind(result_note, result, ctrl.param.threshold, ctrl.param.run_id),
@@ -146,14 +166,21 @@ class TrainingResults(pn.viewable.Viewer):
         self._body.append(self._threshold_tools())
 
     def _add_confusion(self) -> None:
-        self._charts.append(pn.pane.HoloViews(
-            hv.DynamicMap(pn.bind(self._confusion, self.controller.param.confusion_shown)),
-            sizing_mode="stretch_width", min_width=320))
+        self._charts.append(self._chart(pn.bind(self._confusion, self.controller.param.confusion_shown),
+                                        "confusion matrix"))
 
     def _add_curve(self) -> None:
-        self._charts.append(pn.pane.HoloViews(
-            hv.DynamicMap(pn.bind(self._curve, self.controller.param.curve_shown)),
-            sizing_mode="stretch_width", min_width=320))
+        self._charts.append(self._chart(pn.bind(self._curve, self.controller.param.curve_shown),
+                                        "precision-recall curve"))
+
+    def _add_reliability(self) -> None:
+        self._charts.append(self._chart(pn.bind(self._reliability, self.controller.param.result),
+                                        "reliability curve"))
+
+    @staticmethod
+    def _chart(spec: Any, title: str) -> OffloopChart:
+        """A chart drawn in the worker thread and attached on the loop (never rendered on the event loop)."""
+        return OffloopChart(spec=spec, title=title, height=CHART_HEIGHT)
 
     def _offer(self) -> pn.viewable.Viewable:
         """"Make `X` active?" after a run saved a model that is not the active one."""
@@ -195,7 +222,8 @@ class TrainingResults(pn.viewable.Viewer):
         use_cheapest = action_button(
             ctrl.param.use_cheapest, "Use the cheapest threshold", button_type="default",
             disabled=ctrl.param.cheapest.rx.is_(None), css_classes=["training-use-cheapest"],
-            description=tooltip("Move the threshold to the cheapest one on the validation split.", "top"))
+            description=tooltip("Move the threshold to the cheapest one on the training rows' out-of-fold scores.",
+                                "top"))
         save = action_button(
             ctrl.param.save_threshold, "Save threshold with the model", button_type="success",
             disabled=pn.bind(lambda unsaved, result: not (unsaved and result is not None and result.saved),
@@ -210,8 +238,9 @@ class TrainingResults(pn.viewable.Viewer):
         return pn.Card(
             pn.pane.Markdown(
                 "Figures above follow this threshold, recomputed from the held-out test scores without "
-                "retraining: explore here, but choose on validation. The model's own threshold and the cheapest "
-                "threshold are found on the **validation** split, so the test split is never used to tune it. "
+                "retraining: explore here, but choose on training rows. The model's own threshold and the cheapest "
+                "threshold are found on the **training rows** (out-of-fold scores, or a validation split), so "
+                "the test split is never used to tune it. "
                 "The slider is logarithmic, so the small thresholds of well-separated scores get room.",
                 css_classes=["fds-note"], stylesheets=[stylesheet("training")]),
             slider, pn.Row(exact, cost_fn, cost_fp), costs, alerts, cheapest,
@@ -219,18 +248,28 @@ class TrainingResults(pn.viewable.Viewer):
             title=f"Threshold and costs (in {CURRENCY}; reset to the defaults for each new model)",
             sizing_mode="stretch_width", css_classes=["training-threshold-card"])
 
-    def _confusion(self, metrics: dict[str, Any]) -> hv.Overlay:
+    @staticmethod
+    def _confusion(metrics: dict[str, Any]) -> ChartSpec:
         matrix = metrics.get("confusion_matrix") if metrics else None
-        return charts.confusion_heatmap(matrix, metrics.get("threshold") if metrics else None)
+        threshold = metrics.get("threshold") if metrics else None
+        key = (None if matrix is None else tuple(tuple(int(v) for v in row) for row in matrix), threshold)
+        return ChartSpec(charts.confusion_heatmap, matrix, threshold, key=key)
 
-    def _curve(self, metrics: dict[str, Any]) -> hv.Overlay:
+    def _curve(self, metrics: dict[str, Any]) -> ChartSpec:
         result = self.controller.result
         if result is None or not metrics:
-            return charts.pr_curve_plot(None)
+            return ChartSpec(charts.pr_curve_plot, None, key=None)
         chosen = {"recall": metrics["recall"], "precision": metrics["precision"], "threshold": metrics["threshold"]}
         own = {"recall": result.metrics["recall"], "precision": result.metrics["precision"],
                "threshold": result.threshold}
-        return charts.pr_curve_plot(result.pr_curve, chosen, own)
+        key = (result_key(result), tuple(chosen.values()), tuple(own.values()))
+        return ChartSpec(charts.pr_curve_plot, result.pr_curve, chosen, own, key=key)
+
+    @staticmethod
+    def _reliability(result: Any) -> ChartSpec:
+        if result is None:
+            return ChartSpec(charts.reliability_plot, None, key=None)
+        return ChartSpec(charts.reliability_plot, result.reliability, key=result_key(result))
 
     def _runs(self) -> pn.viewable.Viewable:
         ctrl = self.controller

@@ -38,10 +38,8 @@ import pandas as pd
 import panel as pn
 from panel.io.state import set_curdoc
 
-from fraud_app.data import TARGET, load_transactions
+from fraud_app.data import load_transactions
 from fraud_app.data.schema import TIME
-from fraud_app.models import VALIDATION_FRACTION, best_f1_threshold
-from fraud_app.models.base import stratified_split
 from fraud_app.storage import record_training_run
 from fraud_app.training import ProgressEvent, TrainingPipeline, TrainingResult
 
@@ -231,8 +229,8 @@ class TrainingOutcome:
     result : the pipeline's TrainingResult.
     run_id : the ``training_runs`` row id, or None when recording failed.
     record_error : why recording failed (None when it worked).
-    validation : ``(y_val, val_scores)`` of the validation split the threshold was chosen on,
-        or None when it could not be rebuilt.
+    validation : ``(labels, scores)`` of the training rows the threshold was chosen on (out-of-fold
+        or validation scores, see :func:`threshold_scores`), or None when the result has none.
     transactions_per_day : the data set's volume (its rows over its time span, per day), which
         turns a flag rate into alerts per day; None when the span is unknown or zero.
     """
@@ -252,32 +250,23 @@ def transactions_per_day(frame: pd.DataFrame) -> float | None:
     return len(frame) / span_days if span_days > 0 else None
 
 
-def validation_scores(result: TrainingResult, frame: pd.DataFrame) -> tuple[np.ndarray, np.ndarray] | None:
-    """Labels and scores of the validation split the model chose its threshold on.
+def threshold_scores(result: TrainingResult) -> tuple[np.ndarray, np.ndarray] | None:
+    """Labels and calibrated scores of the training rows the model chose its threshold on.
 
-    The pipeline holds out ``test_size`` (stratified, seeded by ``result.seed``) and the model
-    then holds out ``VALIDATION_FRACTION`` of the rest (seeded by its ``random_state``); both
-    splits are rebuilt here with the core's own :func:`stratified_split` and the rebuilt split is
-    *checked*: the F1-best threshold on it must equal the model's threshold, else None is
-    returned (and logged) rather than a wrong split. Cost-based threshold suggestions use this
-    split so the held-out test split is never used to tune the threshold.
+    Out-of-fold scores of the training rows (``threshold_method="oof"``) or the validation split
+    (``"validation"``), as the pipeline hands them back; never the test rows. Cost-based threshold
+    suggestions use them, so the held-out test split is never used to tune the threshold. None
+    when the result carries none.
     """
-    y = frame[TARGET].to_numpy().astype(np.int8)
-    train, _ = stratified_split(len(frame), y, result.test_size, result.seed)
-    _, val = stratified_split(len(train), y[train], VALIDATION_FRACTION, result.model.seed)
-    rows = train[val]
-    y_val = y[rows]
-    scores = np.asarray(result.model.predict_proba(frame.iloc[rows]), dtype=np.float64)
-    if not np.isclose(best_f1_threshold(y_val, scores), result.model.threshold, rtol=0.0, atol=1e-9):
-        log.warning("could not rebuild the validation split of %s (threshold mismatch); "
-                    "no cost-based threshold suggestion", result.kind)
+    if not len(result.threshold_scores):
         return None
-    return y_val, scores
+    return (np.asarray(result.threshold_labels, dtype=np.int8),
+            np.asarray(result.threshold_scores, dtype=np.float64))
 
 
 def run_training(pipeline: TrainingPipeline, frame: pd.DataFrame | None,
                  progress: Callable[[ProgressEvent], None], cancel: threading.Event) -> TrainingOutcome:
-    """The job run on a worker thread: train, record the run, rebuild the validation scores.
+    """The job run on a worker thread: train, record the run.
 
     Raises whatever the pipeline raises (``TrainingCancelled`` when ``cancel`` is set). A failure
     to *record* the run does not lose the trained model: it is returned in ``record_error``.
@@ -293,17 +282,11 @@ def run_training(pipeline: TrainingPipeline, frame: pd.DataFrame | None,
     except Exception as exc:
         log.error("could not record the training run of %s: %s", result.kind, exc, exc_info=exc)
         record_error = exc
-    progress(ProgressEvent("validation", 1.0, "scoring the validation split for cost-based thresholds"))
-    try:
-        validation = validation_scores(result, frame)
-    except Exception as exc:
-        log.warning("no validation scores for %s: %s", result.kind, exc, exc_info=exc)
-        validation = None
-    return TrainingOutcome(result=result, run_id=run_id, record_error=record_error, validation=validation,
+    return TrainingOutcome(result=result, run_id=run_id, record_error=record_error, validation=threshold_scores(result),
                            transactions_per_day=transactions_per_day(frame))
 
 
 __all__ = [
     "MAX_CONCURRENT_TRAININGS", "RUNNER", "ProgressRelay", "SessionDispatcher", "TrainingOutcome",
-    "TrainingRunner", "run_training", "transactions_per_day", "validation_scores",
+    "TrainingRunner", "run_training", "threshold_scores", "transactions_per_day",
 ]
