@@ -220,3 +220,27 @@ def test_writers_give_up_at_their_deadline_when_the_database_is_locked(database,
     assert storage.count_predictions() == 1
     storage.insert_predictions([_row(50)])
     assert storage.count_predictions() == 2
+
+
+@pytest.mark.parametrize("setting, expected", [(None, 1), ("NORMAL", 1), ("FULL", 2), ("full", 2)])
+def test_sqlite_synchronous_is_a_setting(app_env, monkeypatch, database, setting, expected):
+    """WAL with synchronous=NORMAL (1) by default; FRAUD_APP_SQLITE_SYNCHRONOUS=FULL (2) fsyncs every commit."""
+    if database.kind != "sqlite":
+        pytest.skip("SQLite only")
+    if setting is None:
+        monkeypatch.delenv("FRAUD_APP_SQLITE_SYNCHRONOUS", raising=False)
+    else:
+        monkeypatch.setenv("FRAUD_APP_SQLITE_SYNCHRONOUS", setting)
+    storage.dispose_engines()
+    with storage.get_engine().connect() as conn:
+        assert conn.execute(text("PRAGMA synchronous")).scalar() == expected
+        assert conn.execute(text("PRAGMA journal_mode")).scalar() == "wal"
+    storage.dispose_engines()
+
+
+def test_a_bad_synchronous_setting_is_refused(monkeypatch):
+    from fraud_app.config import ConfigError, get_settings
+
+    monkeypatch.setenv("FRAUD_APP_SQLITE_SYNCHRONOUS", "OFF")
+    with pytest.raises(ConfigError, match="NORMAL or FULL"):
+        get_settings()
