@@ -21,6 +21,7 @@ import param
 
 from fraud_app.ui.base import Section, register_section
 from fraud_app.ui.training.controller import KIND_LABELS, TrainingController
+from fraud_app.ui.training.feedback import FeedbackOption
 from fraud_app.ui.training.form import TrainingForm
 from fraud_app.ui.training.results import TrainingResults
 from fraud_app.ui.training.saved_models import SavedModels
@@ -53,7 +54,7 @@ class TrainingSection(Section):
         ctrl = self.controller
         results = TrainingResults(controller=ctrl)
         self._layout = pn.Row(
-            TrainingForm(controller=ctrl),
+            pn.Column(TrainingForm(controller=ctrl), FeedbackOption(controller=ctrl)),  # issue 15: analyst feedback
             pn.Column(
                 results,
                 SavedModels(controller=ctrl),
