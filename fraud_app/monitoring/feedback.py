@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -57,13 +58,15 @@ def dedupe_feedback(feedback: pd.DataFrame, dataset: pd.DataFrame) -> pd.DataFra
     return feedback.loc[keep]
 
 
-def add_feedback(train: pd.DataFrame, feedback: pd.DataFrame | None,
+def add_feedback(train: pd.DataFrame, feedback: pd.DataFrame | Callable[[], pd.DataFrame] | None,
                  dataset: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     """(``train`` plus the new labeled rows of ``feedback``, how many were added).
 
     ``dataset`` is the whole frame the split was made on (its test rows included), so a labeled
     transaction that is already in the data set, in any split, is never added again.
     """
+    if callable(feedback):  # a loader (the Training tab's): read now, in the training thread
+        feedback = feedback()
     if feedback is None or feedback.empty:
         return train, 0
     missing = [c for c in (*MODEL_FEATURES, TARGET) if c not in feedback.columns]

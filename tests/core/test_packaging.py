@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
-CORE_PACKAGES = ["data", "eda", "models", "training", "inference", "storage", "scale"]
+CORE_PACKAGES = ["data", "eda", "models", "training", "inference", "storage", "scale", "monitoring"]
 
 
 def _name(requirement: str) -> str:

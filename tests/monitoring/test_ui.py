@@ -115,3 +115,24 @@ def test_the_charts_are_drawn_from_the_report(scored):
     psi = chart_object(charts.psi.spec)
     assert "HLine" in repr(psi)  # the alert threshold is drawn
     assert section.on_screen() is True
+
+
+def test_the_training_tab_option_adds_labeled_predictions(scored):
+    from fraud_app.storage import set_label
+    from fraud_app.ui.state import AppState
+    from fraud_app.ui.training.controller import TrainingController
+    from fraud_app.ui.training.feedback import FeedbackOption, result_text
+
+    for row in scored[:4]:
+        set_label(row["id"], "fraud", "test")
+    ctrl = TrainingController(state=AppState(), save=False)
+    option = FeedbackOption(controller=ctrl)
+    assert ctrl.make_pipeline().feedback is None
+    option.enabled = True
+    pipeline = ctrl.make_pipeline()
+    assert callable(pipeline.feedback)  # read in the training thread, not here
+    from fraud_app.data import make_synthetic
+
+    result = pipeline.run(make_synthetic(3000, 0.05, 1))
+    assert result.feedback_rows == 4
+    assert "**4** labeled predictions" in result_text(result, True)

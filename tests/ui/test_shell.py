@@ -21,13 +21,13 @@ from fraud_app.ui.base import (
 )
 from fraud_app.ui.state import AppState
 
-EXPECTED_TITLES = ["Exploratory Data Analysis", "Training", "Inference"]
+EXPECTED_TITLES = ["Exploratory Data Analysis", "Training", "Inference", "Monitoring"]
 
 
-def test_the_three_sections_register_in_order() -> None:
+def test_the_sections_register_in_order() -> None:
     discover_sections()
     titles = [cls.title for cls in registered_sections()]
-    assert titles[:3] == EXPECTED_TITLES
+    assert titles[:4] == EXPECTED_TITLES
 
 
 def test_adding_a_tab_is_one_class_and_one_registration(section_registry: dict) -> None:

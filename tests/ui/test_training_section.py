@@ -8,6 +8,7 @@ are reached through Panel's public ``select`` and their CSS classes.
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import threading
@@ -32,6 +33,7 @@ from fraud_app.models import (
 from fraud_app.storage import list_training_runs
 from fraud_app.training import TrainingPipeline, TrainingResult, cheapest_threshold, metrics_at_threshold
 from fraud_app.ui.base import discover_sections, registered_sections
+from fraud_app.ui.charts import EmbeddedChart
 from fraud_app.ui.state import AppState
 from fraud_app.ui.training import TrainingController, TrainingSection
 from fraud_app.ui.training import controller as controller_module
@@ -67,14 +69,39 @@ class EventCounter:
         self.count += 1
 
 
-def chart_panes(layout: pn.viewable.Viewable) -> list[pn.pane.Bokeh]:
-    """The off-loop charts in ``layout`` (each an OffloopChart's Bokeh pane: a placeholder, then the chart)."""
-    return [p for p in layout.select(pn.pane.Bokeh) if "fds-chart" in p.css_classes]
+def chart_panes(layout: pn.viewable.Viewable) -> list[EmbeddedChart]:
+    """The off-loop charts in ``layout`` (each an OffloopChart's component: a placeholder, then the chart's item)."""
+    return [p for p in layout.select(EmbeddedChart) if "fds-chart" in p.css_classes]
+
+
+class _Drawn:
+    """A drawn chart as its rendered item says it: the figure's title text."""
+
+    def __init__(self, item: str) -> None:
+        doc = json.loads(item)["doc"]
+        titles = [o["attributes"]["text"] for o in _objects(doc) if o.get("name") == "Title"
+                  and isinstance(o.get("attributes", {}).get("text"), str)]
+        self.title = type("Title", (), {"text": titles[0] if titles else ""})()
+        labels = [o["attributes"].get("label") for o in _objects(doc) if o.get("name") == "LegendItem"]
+        self.legend_labels = [label.get("value") if isinstance(label, dict) else label for label in labels]
+
+
+def _objects(node: Any) -> list[dict]:
+    found: list[dict] = []
+    if isinstance(node, dict):
+        if node.get("type") == "object" and "attributes" in node:
+            found.append(node)
+        for value in node.values():
+            found.extend(_objects(value))
+    elif isinstance(node, list):
+        for value in node:
+            found.extend(_objects(value))
+    return found
 
 
 def drawn(layout: pn.viewable.Viewable) -> list[Any]:
-    """The Bokeh figures drawn so far (placeholders left out)."""
-    return [p.object for p in chart_panes(layout) if hasattr(p.object, "title")]
+    """The charts drawn so far (placeholders left out), each with its figure's ``title.text``."""
+    return [_Drawn(p.item) for p in chart_panes(layout) if p.item]
 
 
 def widget(section: TrainingSection, css_class: str) -> pn.widgets.Widget:
@@ -595,7 +622,7 @@ def test_compare_saved_models_on_the_same_test_rows(section: TrainingSection, tr
     assert list(table.value["name"]) == ["lgb_cmp", "baseline"] and "brier" in table.value
     compared = [f for f in drawn(section.__panel__()) if "same test rows" in f.title.text]
     assert len(compared) == 2
-    legend = {item.label["value"] for f in compared for item in f.legend[0].items}
+    legend = {label for f in compared for label in f.legend_labels}
     assert any(label.startswith("lgb_cmp") for label in legend) and any(label.startswith("baseline") for label in legend)
 
 

@@ -24,6 +24,7 @@ from fraud_app.ui.base import Section, register_section
 from fraud_app.ui.training.cluster import ClusterLink
 from fraud_app.ui.training.compare import CompareModels
 from fraud_app.ui.training.controller import KIND_LABELS, TrainingController
+from fraud_app.ui.training.feedback import FeedbackOption
 from fraud_app.ui.training.form import TrainingForm
 from fraud_app.ui.training.results import TrainingResults
 from fraud_app.ui.training.saved_models import SavedModels
@@ -58,7 +59,7 @@ class TrainingSection(Section):
         ctrl = self.controller
         results = TrainingResults(controller=ctrl)
         self._layout = pn.Row(
-            TrainingForm(controller=ctrl),
+            pn.Column(TrainingForm(controller=ctrl), FeedbackOption(controller=ctrl)),  # issue 15: analyst feedback
             pn.Column(
                 ClusterLink(controller=ctrl),
                 results,
