@@ -45,8 +45,8 @@ def test_eda_tab_renders_every_chart_without_console_errors(
     """One page load: the tabs, every EDA chart, the payload, a feature pick, the other tabs."""
     open_app(page, app_server)
     labels = tab_labels(page)
-    assert len(labels) == 3
-    for title in ("Exploratory Data Analysis", "Training", "Inference"):
+    assert len(labels) == 4
+    for title in ("Exploratory Data Analysis", "Training", "Inference", "Monitoring"):
         assert any(title in label for label in labels), (title, labels)
 
     # Every chart is drawn: its Bokeh plot exists (by title) and has a canvas of a real size.
