@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from fraud_app.ui.training.controller import SPLIT_LABELS
 from tests.browser.conftest import ConsoleCapture, click_tab, open_app, plot_titles, wait_until
 from tests.conftest import ServedApp
 
@@ -260,4 +261,50 @@ def test_health_answers_fast_while_lightgbm_trains(app_server: ServedApp, page: 
     page.locator(".training-status", has_text="Cancelled").wait_for(timeout=60_000)
     wait_until(train.is_enabled, timeout=30, message="Train to be enabled again")
     assert not cancel.is_enabled()
+    assert console.errors == [], "\n".join(console.errors)
+
+
+def test_evaluation_choices_reliability_and_compare_saved_models(app_server: ServedApp, page: Any,
+                                                                console: ConsoleCapture) -> None:
+    """Train on the time-ordered split, see the Brier score and the reliability curve, then compare two models."""
+    train = _open_training(page, app_server)
+    # The evaluation and the threshold protocol are offered; out-of-fold is the default.
+    assert page.locator(".training-threshold-method select").input_value().startswith("Out-of-fold")
+    names = []
+    for split in ("random", "time"):
+        page.locator(".training-split select").select_option(label=SPLIT_LABELS[split])
+        name = f"cmp_{split}"
+        box = page.locator(".training-name input")
+        box.fill(name)
+        box.press("Enter")
+        wait_until(train.is_enabled, timeout=60, message="the Train button to be enabled")
+        train.click()
+        page.locator(".training-status", has_text=f"saved as {name}").wait_for(timeout=120_000)
+        names.append(name)
+    saved = {m["name"]: m for m in _get_json(app_server, "/api/models")["models"]}
+    assert saved["cmp_time"]["metrics"]["split"] == "time"
+    assert saved["cmp_time"]["metrics"]["threshold_method"] == "oof"
+    # The Brier score and the reliability curve sit next to the PR curve.
+    wait_until(lambda: any(t.startswith("Reliability (held-out test split") for t in plot_titles(page)),
+               timeout=30, message="the reliability curve")
+    assert _metric(page, "brier") == pytest.approx(saved["cmp_time"]["metrics"]["brier"], abs=5e-6)
+
+    # Compare the two saved models: metrics side by side, PR and reliability curves overlaid.
+    choose = page.locator(".training-compare-names input").first
+    for name in names:
+        choose.click()
+        choose.fill(name)
+        choose.press("Enter")
+    compare = page.locator(".training-compare button")
+    wait_until(compare.is_enabled, timeout=30, message="Compare to be enabled")
+    compare.click()
+    wait_until(lambda: any(t.startswith("Precision-recall curves (same test rows") for t in plot_titles(page)),
+               timeout=120, message="the overlaid PR curves")
+    wait_until(lambda: "Reliability (same test rows)" in plot_titles(page), timeout=60,
+               message="the overlaid reliability curves")
+    cells = page.locator(".training-compare-table .tabulator-row .tabulator-cell[tabulator-field='name']")
+    wait_until(lambda: sorted(t.strip() for t in cells.all_inner_texts()) == names, timeout=30,
+               message="both models in the comparison table")
+    # The time-split model may have trained on some of the random split's test rows: the tab says so.
+    assert "Not every model was trained with this split" in _text(page.locator(".training-compare-status"))
     assert console.errors == [], "\n".join(console.errors)

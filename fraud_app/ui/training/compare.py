@@ -75,8 +75,7 @@ class CompareModels(pn.viewable.Viewer):
             sizing_mode="stretch_width", layout="fit_data_stretch", css_classes=["training-compare-table"],
             formatters={**{key: number for key in charts.COMPARE_METRICS}, "brier": NumberFormatter(format="0.00000"),
                         "threshold": NumberFormatter(format="0.0000"), "held_out": BooleanFormatter()},
-            titles={"pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "f1": "F1", "held_out": "held out"},
-            visible=ctrl.param.comparison.rx.is_not(None))
+            titles={"pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "f1": "F1", "held_out": "held out"})
         self.pr_chart = OffloopChart(spec=pn.bind(pr_spec, ctrl.param.comparison), title="compared PR curves",
                                      height=COMPARE_HEIGHT)
         self.reliability_chart = OffloopChart(spec=pn.bind(reliability_spec, ctrl.param.comparison),
@@ -85,7 +84,7 @@ class CompareModels(pn.viewable.Viewer):
                            visible=ctrl.param.comparison.rx.is_not(None))
         self._layout = pn.Card(
             pn.Row(choose, run, sizing_mode="stretch_width"), status, table, chart_row,
-            title="Compare saved models", collapsed=True, sizing_mode="stretch_width",
+            title="Compare saved models", sizing_mode="stretch_width",
             css_classes=["training-compare-card"], stylesheets=[stylesheet("training")])
 
     def __panel__(self) -> pn.viewable.Viewable:

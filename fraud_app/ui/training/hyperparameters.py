@@ -112,6 +112,8 @@ def widget_for(values: param.Parameterized, parameter_name: str, css_kind: str |
         cls = pn.widgets.MultiChoice
     elif isinstance(parameter, param.Selector):
         cls = pn.widgets.Select
+        if None in parameter.objects:  # a Select shows a None choice as an empty label otherwise
+            kwargs.setdefault("options", {"None" if o is None else str(o): o for o in parameter.objects})
     elif isinstance(parameter, param.Boolean):
         cls = pn.widgets.Checkbox
     elif isinstance(parameter, param.Number):

@@ -124,7 +124,8 @@ class TrainingResults(pn.viewable.Viewer):
         # Filled by prepare() after the first render, one piece per event-loop tick.
         self._body = pn.Column(visible=ctrl.param.has_result, sizing_mode="stretch_width",
                                css_classes=["training-results"])
-        self._charts = pn.Row(sizing_mode="stretch_width")
+        # Two charts a row: three side by side cut their titles in the tab's right column.
+        self._charts = pn.GridBox(ncols=2, sizing_mode="stretch_width")
         self._layout = pn.Column(placeholder, self._body, self._runs(), sizing_mode="stretch_width")
 
     def prepare(self) -> None:
