@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     eda["measured"]["goal_peak_rss_mb"] = 1536
     if eda["measured"]["returncode"] == 0:
         eda["measured"].update(json.loads(eda["stdout"].strip().splitlines()[-1]))
+    write()
 
     train_cmd = [*cli, "train", "--data", str(data), "--model", "lightgbm", "--engine", "dask", "--split", "time",
                  "--seed", "0", "--param", f"n_estimators={args.trees}", "--json"]

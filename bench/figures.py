@@ -168,7 +168,9 @@ def _scale_rows(source: str) -> list[Row]:
             and d["phases"]["synth"]["peak_rss_mb"] <= 1024),
         Row(f"EDA summary on a LocalCluster, 2 workers ({source}): app process peak RSS", source,
             lambda d: f"{rows_of(d)}: {d['phases']['eda']['peak_rss_mb']:,.0f} MB; "
-                      f"{d['phases']['eda']['compute_seconds']:,.0f} s (workers {d['worker_memory']} each, peak sum "
+                      f"{d['phases']['eda'].get('compute_seconds', d['phases']['eda']['seconds']):,.0f} s"
+                      f"{'' if 'compute_seconds' in d['phases']['eda'] else ' with the cluster start'} "
+                      f"(workers {d['worker_memory']} each, peak sum "
                       f"{d['phases']['eda']['workers_peak_rss_mb']:,.0f} MB)",
             "completes; ≤ 1.5 GB", lambda d: d["phases"]["eda"]["returncode"] == 0
             and d["phases"]["eda"]["peak_rss_mb"] <= 1536),
@@ -190,7 +192,7 @@ def _scale_rows(source: str) -> list[Row]:
     ]
 
 
-ROWS += _scale_rows("scale.json") + _scale_rows("scale_20m.json")
+ROWS += _scale_rows("scale_20m.json") + _scale_rows("scale_4m.json")
 
 
 def table(results: Path = RESULTS) -> str:

@@ -76,13 +76,15 @@ def test_cli_errors_are_one_clear_line(tmp_path: Path) -> None:
 
 
 def test_an_unreachable_scheduler_fails_clearly_within_the_timeout(monkeypatch: pytest.MonkeyPatch) -> None:
+    import distributed  # noqa: F401  (imported before the clock starts: a cold import is slow on a busy machine)
+
     from fraud_app.scale import engine
 
     address = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     started = time.monotonic()
     with pytest.raises(engine.SchedulerUnreachableError, match=f"no Dask scheduler answered at {address} within 2 s"):
         engine.connect(address, timeout=2)
-    assert time.monotonic() - started < 15
+    assert time.monotonic() - started < 2 + 10  # the timeout, plus slack for a loaded machine
 
 
 def test_the_cli_names_an_unreachable_scheduler(synth_dir: Path) -> None:
