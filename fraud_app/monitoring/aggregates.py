@@ -24,7 +24,7 @@ import numpy as np
 from sqlalchemy import Connection
 
 from fraud_app.data import MODEL_FEATURES
-from fraud_app.monitoring.reference import SCORE_FEATURE, bin_indices, reference_of, score_bins
+from fraud_app.monitoring.reference import SCORE_FEATURE, reference_of, score_bins
 
 log = logging.getLogger(__name__)
 
@@ -73,21 +73,43 @@ def hour_of(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+#: The upsert statements, built once per dialect and table (building one costs more than running it).
+_STATEMENTS: dict[tuple[str, str], Any] = {}
+
+
 def _upsert(conn: Connection, table, keys: Sequence[str], rows: list[dict[str, Any]],  # noqa: ANN001
             counters: Sequence[str]) -> None:
     if not rows:
         return
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif conn.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - only SQLite and PostgreSQL are supported
-        raise RuntimeError(f"monitoring aggregates need SQLite or PostgreSQL, not {conn.dialect.name}")
-    statement = insert(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys),
-        set_={name: table.c[name] + statement.excluded[name] for name in counters})
+    dialect = conn.dialect.name
+    statement = _STATEMENTS.get((dialect, table.name))
+    if statement is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # pragma: no cover - only SQLite and PostgreSQL are supported
+            raise RuntimeError(f"monitoring aggregates need SQLite or PostgreSQL, not {dialect}")
+        statement = insert(table)
+        statement = _STATEMENTS[(dialect, table.name)] = statement.on_conflict_do_update(
+            index_elements=list(keys),
+            set_={name: table.c[name] + statement.excluded[name] for name in counters})
     conn.execute(statement, rows)
+
+
+#: A reference's inner cut points as float64 arrays, by ``id`` of the reference (kept with it).
+_EDGES: dict[int, tuple[dict[str, Any], list[np.ndarray]]] = {}
+
+
+def _edges(reference: dict[str, Any]) -> list[np.ndarray]:
+    """The reference's inner cut points as float64 arrays, in ``MODEL_FEATURES`` order, converted once."""
+    cached = _EDGES.get(id(reference))
+    if cached is None or cached[0] is not reference:
+        if len(_EDGES) > 64:
+            _EDGES.clear()
+        cached = _EDGES[id(reference)] = (reference, [
+            np.asarray(reference["features"][name]["edges"], dtype=np.float64) for name in MODEL_FEATURES])
+    return cached[1]
 
 
 def record(conn: Connection, values: Sequence[Mapping[str, Any]]) -> None:
@@ -109,18 +131,19 @@ def record(conn: Connection, values: Sequence[Mapping[str, Any]]) -> None:
         flagged[key] += bool(row["is_fraud"])
         groups.setdefault((row["model"], version, hour), []).append(i)
     for (model, version, hour), rows in groups.items():
+        # Counting with a Counter over plain ints: np.unique sorts, which costs more for the
+        # one to a few dozen rows a group commit usually carries.
         probabilities = np.fromiter((float(values[i]["fraud_probability"]) for i in rows), np.float64, len(rows))
-        for b, n in zip(*np.unique(score_bins(probabilities), return_counts=True), strict=True):
-            bins[(model, version, hour, SCORE_FEATURE, int(b))] += int(n)
+        for b, n in Counter(score_bins(probabilities).tolist()).items():
+            bins[(model, version, hour, SCORE_FEATURE, b)] += n
         reference = model_reference(model, version or None)
         if reference is None:
             continue
         matrix = np.array([[float(values[i]["features"][name]) for name in MODEL_FEATURES] for i in rows],
                           dtype=np.float64)
-        for j, name in enumerate(MODEL_FEATURES):
-            edges = reference["features"][name]["edges"]
-            for b, n in zip(*np.unique(bin_indices(matrix[:, j], edges), return_counts=True), strict=True):
-                bins[(model, version, hour, name, int(b))] += int(n)
+        for j, (name, edges) in enumerate(zip(MODEL_FEATURES, _edges(reference), strict=True)):
+            for b, n in Counter(np.searchsorted(edges, matrix[:, j], side="right").tolist()).items():
+                bins[(model, version, hour, name, b)] += n
     _upsert(conn, monitoring_volume, ("model", "model_version", "hour", "source"),
             [{"model": k[0], "model_version": k[1], "hour": k[2], "source": k[3], "count": n, "flagged": flagged[k]}
              for k, n in sorted(volume.items())], ("count", "flagged"))
