@@ -2,41 +2,64 @@
 // The server renders each chart once per process; a session only carries the item's text,
 // and BokehJS builds the plot here, in the browser (hover, pan and zoom stay client-side).
 export function render({ model, el }) {
-  const holder = document.createElement("div")
-  holder.className = "fds-embedded"
-  el.appendChild(holder)
+  let holder = null
   let views = null
   let queue = Promise.resolve()
 
-  function clear() {
-    if (views !== null) {
-      for (const view of views.roots) view.remove()
-      views = null
-    }
-    holder.replaceChildren()
+  function note(target, text) {
+    const line = document.createElement("div")
+    line.className = "fds-skeleton"
+    line.textContent = text
+    target.appendChild(line)
+  }
+
+  // A replaced chart leaves the page at once; its Bokeh views are removed a moment later, once
+  // BokehJS has finished the work it scheduled for them, and a failure there never stops a redraw.
+  function retire(oldHolder, oldViews) {
+    if (oldHolder !== null) oldHolder.remove()
+    if (oldViews === null) return
+    setTimeout(() => {
+      const documents = window.Bokeh.documents
+      for (const view of oldViews.roots) {
+        const doc = view.model.document
+        try {
+          view.remove()
+        } catch (error) {
+          console.debug("an old chart view could not be removed", error)
+        }
+        const index = documents.indexOf(doc)  // embed_item registered the chart's own document
+        if (index >= 0) documents.splice(index, 1)
+      }
+    }, 1000)
   }
 
   function draw() {
     queue = queue.then(async () => {
-      clear()
+      const oldHolder = holder
+      const oldViews = views
+      holder = document.createElement("div")
+      holder.className = "fds-embedded"
+      el.appendChild(holder)
+      views = null
+      retire(oldHolder, oldViews)
       if (!model.item) {
-        const note = document.createElement("div")
-        note.className = "fds-skeleton"
-        note.textContent = model.placeholder
-        holder.appendChild(note)
+        note(holder, model.placeholder)
         return
       }
       views = await window.Bokeh.embed.embed_item(JSON.parse(model.item), holder)
     }).catch((error) => {
-      holder.replaceChildren()
-      const note = document.createElement("div")
-      note.className = "fds-skeleton"
-      note.textContent = `Could not draw the chart: ${error}`
-      holder.appendChild(note)
+      if (holder !== null) {
+        holder.replaceChildren()
+        note(holder, `Could not draw the chart: ${error}`)
+      }
     })
   }
 
   model.on("item", draw)
-  model.on("remove", clear)
+  model.on("remove", () => {
+    retire(holder, views)
+    holder = null
+    views = null
+  })
   draw()
 }

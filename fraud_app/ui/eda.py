@@ -116,24 +116,28 @@ class EDASection(Section):
     # ------------------------------------------------------------------ progressive layout
 
     def _build_next(self) -> None:
-        """Add the next card to the page; in a browser session the one after it comes a tick later.
+        """Add the cards to the page: built in the worker thread, attached on the loop in one step.
 
-        A card's Panel objects are built in the worker thread and only attached on the loop.
+        One step, not one card per tick: BokehJS builds a layout's new child views asynchronously
+        (the charts' ES modules load first), and a second change to the same column while it does
+        left a removed copy of the feature ``Select`` listening to its model, which swallowed the
+        next pick (measured with the browser test; see docs/architecture.md).
         """
         if not self._pending:
             return
-        builder = self._pending.pop(0)
+        builders, self._pending = self._pending, []
         started = time.perf_counter()
 
-        def attach(card: pn.viewable.Viewable) -> None:
-            attach_started = time.perf_counter()
-            self._layout.append(card)
-            log.debug("EDA: %s added in %.1f ms (built off the loop in %.1f ms)", builder.__name__,
-                      1000 * (time.perf_counter() - attach_started), 1000 * (attach_started - started))
-            if self._pending:
-                self._build_next()
+        def build() -> list[pn.viewable.Viewable]:
+            return [builder() for builder in builders]
 
-        run_off_loop(builder, attach)
+        def attach(cards: list[pn.viewable.Viewable]) -> None:
+            attach_started = time.perf_counter()
+            self._layout.extend(cards)
+            log.debug("EDA: %d cards added in %.1f ms (built off the loop in %.1f ms)", len(cards),
+                      1000 * (time.perf_counter() - attach_started), 1000 * (attach_started - started))
+
+        run_off_loop(build, attach)
 
     def _chart(self, name: str, spec: Any, title: str, height: int = PLOT_HEIGHT) -> OffloopChart:
         self.charts[name] = OffloopChart(spec=spec, title=title, height=height)
