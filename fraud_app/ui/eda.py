@@ -93,7 +93,7 @@ class EDASection(Section):
         self._describe: pn.widgets.Tabulator | None = None
         self._interactive = pn.Column(sizing_mode="stretch_width")
         # The first paint is one HTML pane (what the data is, the headline numbers); the cards
-        # follow one per event-loop tick, and each chart is drawn off the loop.
+        # follow in one step once built off the loop, and each chart is drawn off the loop.
         self._layout = pn.Column(
             pn.pane.HTML(self.header_html, sizing_mode="stretch_width", css_classes=["eda-header"],
                          stylesheets=[stylesheet("eda")]),
@@ -134,8 +134,8 @@ class EDASection(Section):
         def attach(cards: list[pn.viewable.Viewable]) -> None:
             attach_started = time.perf_counter()
             self._layout.extend(cards)
-            log.debug("EDA: %d cards added in %.1f ms (built off the loop in %.1f ms)", len(cards),
-                      1000 * (time.perf_counter() - attach_started), 1000 * (attach_started - started))
+            log.debug("EDA: cards added in %.1f ms (%d cards built off the loop in %.1f ms)",
+                      1000 * (time.perf_counter() - attach_started), len(cards), 1000 * (attach_started - started))
 
         run_off_loop(build, attach)
 
