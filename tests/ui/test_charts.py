@@ -22,6 +22,7 @@ from fraud_app.ui.charts import (
     render_model,
     run_off_loop,
 )
+from tests.ui.chart_items import item_objects
 
 calls: list[str] = []
 
@@ -57,21 +58,8 @@ def title_of(item: str | None) -> str:
     """The title text of the figure in a rendered item."""
     assert item is not None
     doc = json.loads(item)["doc"]
-    titles = [ref["attributes"]["text"] for ref in _objects(doc) if ref.get("name") == "Title"]
+    titles = [ref["attributes"]["text"] for ref in item_objects(doc) if ref.get("name") == "Title"]
     return titles[0]
-
-
-def _objects(node: object) -> list[dict]:
-    found: list[dict] = []
-    if isinstance(node, dict):
-        if node.get("type") == "object" and "attributes" in node:
-            found.append(node)
-        for value in node.values():
-            found.extend(_objects(value))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(_objects(value))
-    return found
 
 
 def test_an_item_is_rendered_once_per_process_and_theme() -> None:

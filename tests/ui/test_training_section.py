@@ -42,6 +42,7 @@ from fraud_app.ui.training.controller import DEFAULT_COST_FN, DEFAULT_COST_FP, s
 from fraud_app.ui.training.results import alerts_text, cost_text, result_note
 from fraud_app.ui.training.saved_models import active_text
 from fraud_app.ui.training.worker import SessionDispatcher, threshold_scores, transactions_per_day
+from tests.ui.chart_items import item_objects
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 60.0, what: str = "condition") -> None:
@@ -79,24 +80,11 @@ class _Drawn:
 
     def __init__(self, item: str) -> None:
         doc = json.loads(item)["doc"]
-        titles = [o["attributes"]["text"] for o in _objects(doc) if o.get("name") == "Title"
+        titles = [o["attributes"]["text"] for o in item_objects(doc) if o.get("name") == "Title"
                   and isinstance(o.get("attributes", {}).get("text"), str)]
         self.title = type("Title", (), {"text": titles[0] if titles else ""})()
-        labels = [o["attributes"].get("label") for o in _objects(doc) if o.get("name") == "LegendItem"]
+        labels = [o["attributes"].get("label") for o in item_objects(doc) if o.get("name") == "LegendItem"]
         self.legend_labels = [label.get("value") if isinstance(label, dict) else label for label in labels]
-
-
-def _objects(node: Any) -> list[dict]:
-    found: list[dict] = []
-    if isinstance(node, dict):
-        if node.get("type") == "object" and "attributes" in node:
-            found.append(node)
-        for value in node.values():
-            found.extend(_objects(value))
-    elif isinstance(node, list):
-        for value in node:
-            found.extend(_objects(value))
-    return found
 
 
 def drawn(layout: pn.viewable.Viewable) -> list[Any]:
