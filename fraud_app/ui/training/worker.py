@@ -88,23 +88,35 @@ class TrainingRunner:
         with self._lock:
             self._waiting += 1
 
+        def on_done(done: Future) -> None:
+            if done.cancelled():  # only a queued job can be cancelled: it stops waiting now
+                with self._lock:
+                    self._waiting -= 1
+
+        future.add_done_callback(on_done)
+
         def run() -> None:
             with self._slots:
                 with self._lock:
+                    if not future.set_running_or_notify_cancel():
+                        return  # cancelled while queued (on_done already counted it out)
                     self._waiting -= 1
                     self._running += 1
+                value: Any = None
+                error: BaseException | None = None
                 try:
-                    if not future.set_running_or_notify_cancel():
-                        return  # cancelled while queued
-                    try:
-                        value = fn(*args, **kwargs)
-                    except BaseException as exc:  # handed to the Future's owner, who reports it
-                        future.set_exception(exc)
-                    else:
-                        future.set_result(value)
+                    value = fn(*args, **kwargs)
+                except BaseException as exc:  # handed to the Future's owner, who reports it
+                    error = exc
                 finally:
+                    # The counters are settled before the Future resolves, so whoever waits on it
+                    # sees this job neither running nor waiting.
                     with self._lock:
                         self._running -= 1
+                if error is not None:
+                    future.set_exception(error)
+                else:
+                    future.set_result(value)
 
         threading.Thread(target=run, name="fraud-training", daemon=True).start()
         return future
