@@ -9,8 +9,8 @@ its descendants (the LocalCluster's workers) every 0.2 s. Phases, in order; the 
 
 1. ``data synth`` of the set (features stored as float32: the sizing rule in docs/deployment.md);
 2. the EDA summary on a LocalCluster of 2 workers with 3 GB each (``fraud_app.eda.lazy``);
-3. ``train --model lightgbm --engine dask --split time`` on the same LocalCluster size: F1 on the
-   latest 20 % of the time range;
+3. ``train --model lightgbm --engine dask --split time`` on a LocalCluster of 2 workers with
+   ``--train-worker-memory`` (8 GB) each: F1 on the latest 20 % of the time range;
 4. ``score --engine dask`` of the whole set, and ``--engine local`` against ``--engine dask`` on a
    1,000,000-row slice (the first partitions);
 5. the same training against an external ``dask scheduler`` plus 2 ``dask worker`` processes started
@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--partitions", type=int, default=40)
     parser.add_argument("--trees", type=int, default=50, help="boosting rounds of the distributed LightGBM")
     parser.add_argument("--slice-rows", type=int, default=1_000_000, help="rows of the local-vs-dask scoring slice")
-    parser.add_argument("--worker-memory", default="3GB")
+    parser.add_argument("--worker-memory", default="3GB", help="memory limit per worker for the EDA phase")
+    parser.add_argument("--train-worker-memory", default="8GB",
+                        help="memory limit per worker for training and scoring (LightGBM copies each worker's "
+                             "partitions into one array: about 3x the worker's share, docs/deployment.md)")
     parser.add_argument("--work", type=Path, default=Path("/tmp/bench_scale"), help="scratch folder (deleted)")
     parser.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     parser.add_argument("--skip-external", action="store_true")
@@ -138,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         "command": "python -m bench.bench_scale " + " ".join(argv if argv is not None else sys.argv[1:]),
         "rows": args.rows, "partitions": args.partitions, "trees": args.trees, "feature_dtype": "float32",
         "workers": 2, "threads_per_worker": 1, "worker_memory": args.worker_memory,
+        "train_worker_memory": args.train_worker_memory,
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
                     "shared": "the machine was shared with other engineers' work during the run"},
         "phases": {},
@@ -176,7 +180,8 @@ def main(argv: list[str] | None = None) -> int:
 
     train_cmd = [*cli, "train", "--data", str(data), "--model", "lightgbm", "--engine", "dask", "--split", "time",
                  "--seed", "0", "--param", f"n_estimators={args.trees}", "--json"]
-    trained = phase("train", [*train_cmd, "--name", "scale_lgbm"])
+    train_env = {"FRAUD_APP_DASK_MEMORY_LIMIT": args.train_worker_memory}
+    trained = phase("train", [*train_cmd, "--name", "scale_lgbm"], train_env)
     trained["measured"]["goal_peak_rss_mb"] = 1536
     local_metrics = None
     if trained["measured"]["returncode"] == 0:
@@ -189,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if trained["measured"]["returncode"] == 0:
         full = phase("score_dask_full", [*cli, "score", "--model", "scale_lgbm", "--input", str(data), "--output",
-                                         str(work / "scored_full"), "--engine", "dask", "--json"])
+                                         str(work / "scored_full"), "--engine", "dask", "--json"], train_env)
         if full["measured"]["returncode"] == 0:
             full["measured"].update(json.loads(full["stdout"]))
         shutil.rmtree(work / "scored_full", ignore_errors=True)
@@ -207,7 +212,7 @@ def main(argv: list[str] | None = None) -> int:
         for engine in ("local", "dask"):
             out = phase(f"score_{engine}_slice", [*cli, "score", "--model", "scale_lgbm", "--input", str(sliced),
                                                   "--output", str(work / f"scored_{engine}"), "--engine", engine,
-                                                  "--json"])
+                                                  "--json"], train_env)
             if out["measured"]["returncode"] == 0:
                 out["measured"].update(json.loads(out["stdout"]))
         write()
@@ -224,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
                                   stderr=open(work / "scheduler.log", "wb"))]
         for i in range(2):
             procs.append(subprocess.Popen([PY, "-m", "distributed.cli.dask_worker", address, "--nthreads", "1",
-                                           "--memory-limit", args.worker_memory, "--local-directory",
+                                           "--memory-limit", args.train_worker_memory, "--local-directory",
                                            str(work / f"w{i}")], stdout=subprocess.DEVNULL,
                                           stderr=open(work / f"worker{i}.log", "wb")))
         try:
