@@ -52,7 +52,7 @@ def _api(server: ServedApp, path: str, body: Any = None, method: str = "GET") ->
 
 
 def _queue_ids(page: Any) -> list[int]:
-    cells = page.locator(".review-queue .tabulator-row .tabulator-cell[tabulator-field='id']")
+    cells = page.locator(".review-queue tbody tr td[data-field='id']")
     return [int(text) for text in cells.all_inner_texts() if text.strip()]
 
 
@@ -75,7 +75,7 @@ def test_mark_the_top_of_the_review_queue_as_fraud(browser_context: Any, monitor
                                 _api(monitoring_server, "/api/predictions?limit=100")["predictions"]), reverse=True)
         assert expected["fraud_probability"] == probabilities[0]  # highest probability first
 
-        page.locator(".review-queue .tabulator-row").first.locator(".mon-mark-fraud").click()
+        page.locator(".review-queue tbody tr").first.locator("button.mon-mark-fraud").click()
         wait_until(lambda: top not in _queue_ids(page), timeout=30, message="the labeled row to leave the queue")
         wait_until(lambda: labeled.inner_text().strip() == "1", timeout=30, message="1 labeled")
         stored = _api(monitoring_server, f"/api/predictions/{top}")

@@ -136,3 +136,27 @@ def test_the_training_tab_option_adds_labeled_predictions(scored):
     result = pipeline.run(make_synthetic(3000, 0.05, 1))
     assert result.feedback_rows == 4
     assert "**4** labeled predictions" in result_text(result, True)
+
+
+def test_the_review_queue_table_sends_only_a_valid_click_on_a_shown_row_to_the_controller():
+    from fraud_app.ui.monitoring.views import ReviewQueueTable, queue_rows
+    from fraud_app.ui.monitoring.controller import queue_frame
+
+    frame = queue_frame([{"id": 7, "created_at": "2026-11-30T01:02:03.456+00:00", "source": "api",
+                          "fraud_probability": 0.912345678, "is_fraud": True, "features": {}}], model="missing")
+    rows = queue_rows(frame)
+    assert rows[0]["id"] == 7 and rows[0]["fraud_probability"] == "0.91235"
+    assert rows[0]["created_at"] == "2026-11-30 01:02:03" and rows[0]["verdict"] == "Fraudulent"
+    assert queue_rows(None) == []
+
+    calls: list[tuple[int, str]] = []
+
+    async def on_label(prediction_id: int, label: str) -> None:
+        calls.append((prediction_id, label))
+
+    table = ReviewQueueTable(rows=rows, on_label=on_label)
+    assert "on_label" not in table.get_root().data.properties_with_values()  # a callback never goes to the browser
+    for msg in ({"id": 7, "label": "fraud"}, {"id": "7", "label": "legitimate"}, {"id": 8, "label": "fraud"},
+                {"id": 7, "label": "maybe"}, {"id": None, "label": "fraud"}, ["not", "a", "dict"]):
+        asyncio.run(table._handle_msg(msg))
+    assert calls == [(7, "fraud"), (7, "legitimate")]

@@ -8,15 +8,15 @@ from typing import Any
 import pandas as pd
 import panel as pn
 import param
-from bokeh.models.widgets.tables import NumberFormatter
+from panel.custom import JSComponent
 
 from fraud_app.ui.charts import OffloopChart
 from fraud_app.ui.monitoring.charts import psi_spec, scores_spec, volume_spec
 from fraud_app.ui.monitoring.controller import QUEUE_COLUMNS, MonitoringController
+from fraud_app.ui.theme import ASSETS, stylesheet
 
-
-_EMPTY_QUEUE = pd.DataFrame({name: pd.Series(dtype="int64" if name == "id" else "float64"
-                                          if name == "fraud_probability" else "object") for name in QUEUE_COLUMNS})
+#: The verdicts an analyst can give from the review queue.
+QUEUE_LABELS = ("fraud", "legitimate")
 
 
 def _pct(value: float | None, digits: int = 1) -> str:
@@ -69,15 +69,6 @@ def figures_html(report: dict[str, Any] | None) -> str:
         f"</div></div>" for name, value in cells) + "</div>"
 
 
-_CSS = """
-.mon-figures {display: flex; flex-wrap: wrap; gap: 12px;}
-.mon-figure {border: 1px solid var(--panel-border-color, #ddd); border-radius: 6px; padding: 6px 12px; min-width: 150px;}
-.mon-figure-name {font-size: 0.85em; opacity: 0.75;}
-.mon-figure-value {font-size: 1.3em; font-weight: 600;}
-.mon-alert {color: #b22222; margin: 2px 0;}
-.mon-noref {color: inherit;}
-.mon-ok {color: #2e7d32;}
-"""
 
 
 class ControlsView(pn.viewable.Viewer):
@@ -113,9 +104,9 @@ class SummaryView(pn.viewable.Viewer):
         super().__init__(**params)
         self._layout = pn.Column(
             pn.pane.HTML(pn.bind(figures_html, self.ctrl.param.report), sizing_mode="stretch_width",
-                         stylesheets=[_CSS], css_classes=["mon-figures-pane"]),
+                         stylesheets=[stylesheet("monitoring")], css_classes=["mon-figures-pane"]),
             pn.pane.HTML(pn.bind(alerts_html, self.ctrl.param.report), sizing_mode="stretch_width",
-                         stylesheets=[_CSS], css_classes=["mon-alerts"]),
+                         stylesheets=[stylesheet("monitoring")], css_classes=["mon-alerts"]),
             sizing_mode="stretch_width")
 
     def __panel__(self) -> pn.viewable.Viewable:
@@ -143,6 +134,49 @@ class ChartsView(pn.viewable.Viewer):
         return self._layout
 
 
+def queue_rows(frame: pd.DataFrame | None) -> list[dict[str, Any]]:
+    """The review queue as the short list of display rows the browser table draws."""
+    if frame is None:
+        return []
+    columns = [frame[name].tolist() for name in QUEUE_COLUMNS]
+    rows = [dict(zip(QUEUE_COLUMNS, values, strict=True)) for values in zip(*columns, strict=True)]
+    for row in rows:
+        row["id"] = int(row["id"])
+        row["fraud_probability"] = f"{float(row['fraud_probability']):.5f}"
+    return rows
+
+
+class ReviewQueueTable(JSComponent):
+    """The review queue as a plain table with a Fraud and a Legitimate button per row.
+
+    The rows travel as one small list and the browser builds the table (``assets/review_queue.js``),
+    so a new queue costs the event loop one property update instead of a Tabulator's data source and
+    column configuration. A click comes back as ``{"id", "label"}`` and is handed to ``on_label``.
+    """
+
+    rows = param.List(default=[], item_type=dict, doc="The display rows (see :func:`queue_rows`).")
+    on_label = param.Callable(default=None, allow_None=True, allow_refs=False,
+                              doc="Called (a coroutine function is awaited) with (prediction id, label) on a click.")
+
+    # Read once per process (given as a path, Panel would read the file for every session).
+    _esm = (ASSETS / "review_queue.js").read_text(encoding="utf-8")
+    _rename = {"on_label": None}  # a server-side callback: never sent to the browser
+
+    async def _handle_msg(self, msg: Any) -> None:
+        if not isinstance(msg, dict) or msg.get("label") not in QUEUE_LABELS or self.on_label is None:
+            return
+        shown = {row["id"] for row in self.rows}
+        try:
+            prediction_id = int(msg["id"])
+        except (KeyError, TypeError, ValueError):
+            return
+        if prediction_id not in shown:  # only a row on screen can be labeled from here
+            return
+        result = self.on_label(prediction_id, msg["label"])
+        if hasattr(result, "__await__"):
+            await result
+
+
 class ReviewQueueView(pn.viewable.Viewer):
     """Unlabeled predictions, highest fraud probability first, with a Fraud and a Legitimate button each."""
 
@@ -151,15 +185,11 @@ class ReviewQueueView(pn.viewable.Viewer):
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
         queue = self.ctrl.param.queue
-        # One table for the tab's life, its value bound to the queue (an empty frame until it is read).
-        self.table = pn.widgets.Tabulator(
-            queue.rx.pipe(lambda frame: _EMPTY_QUEUE if frame is None else frame), disabled=True,
-            show_index=False, pagination=None, sizing_mode="stretch_width", layout="fit_data_stretch",
-            css_classes=["review-queue"], visible=queue.rx.pipe(lambda frame: frame is not None),
-            buttons={"fraud": "<span class='mon-mark-fraud'>Fraud</span>",
-                     "legitimate": "<span class='mon-mark-legit'>Legitimate</span>"},
-            formatters={"fraud_probability": NumberFormatter(format="0.00000")})
-        self.table.on_click(self._on_click)
+        # One table for the tab's life, its rows bound to the queue (empty until it is read).
+        self.table = ReviewQueueTable(rows=queue.rx.pipe(queue_rows), on_label=self.ctrl.label,
+                                      visible=queue.rx.pipe(lambda frame: frame is not None),
+                                      sizing_mode="stretch_width", css_classes=["review-queue"],
+                                      stylesheets=[stylesheet("monitoring")])
         self._layout = pn.Card(
             pn.pane.Markdown("Unlabeled predictions of the monitored model, highest P(fraud) first, with the "
                              "inputs that pushed them most. Your verdict feeds the realized precision and, with "
@@ -169,16 +199,9 @@ class ReviewQueueView(pn.viewable.Viewer):
             self.table,
             title="Review queue", collapsible=False, sizing_mode="stretch_width")
 
-    async def _on_click(self, event: Any) -> None:
-        if event.column not in ("fraud", "legitimate") or self.ctrl.queue is None:
-            return
-        if not 0 <= event.row < len(self.ctrl.queue):
-            return
-        await self.ctrl.label(int(self.ctrl.queue["id"].iloc[event.row]), event.column)
-
     def __panel__(self) -> pn.viewable.Viewable:
         return self._layout
 
 
-__all__ = ["ChartsView", "ControlsView", "ReviewQueueView", "SummaryView", "alerts_html", "figures_html",
-           "status_text"]
+__all__ = ["QUEUE_LABELS", "ChartsView", "ControlsView", "ReviewQueueTable", "ReviewQueueView", "SummaryView",
+           "alerts_html", "figures_html", "queue_rows", "status_text"]
