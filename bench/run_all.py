@@ -10,8 +10,11 @@ import subprocess
 import sys
 import time
 
-BENCHMARKS = ["bench.bench_eda", "bench.bench_models", "bench.bench_api", "bench.screenshots",
-              "bench.screenshot_training", "bench.screenshot_inference"]
+#: Every benchmark and screenshot script; the README's figures table reads their JSON
+#: (``python -m bench.figures --write`` after a run). bench_models and bench_scale take the longest.
+BENCHMARKS = ["bench.bench_eda", "bench.bench_page", "bench.bench_api", "bench.bench_security",
+              "bench.bench_monitoring", "bench.bench_models", "bench.bench_scale", "bench.screenshots",
+              "bench.screenshot_tabs", "bench.screenshot_training", "bench.screenshot_inference"]
 
 
 def main() -> int:
