@@ -160,3 +160,34 @@ def test_the_review_queue_table_sends_only_a_valid_click_on_a_shown_row_to_the_c
                 {"id": 7, "label": "maybe"}, {"id": None, "label": "fraud"}, ["not", "a", "dict"]):
         asyncio.run(table._handle_msg(msg))
     assert calls == [(7, "fraud"), (7, "legitimate")]
+
+
+def test_the_monitoring_charts_draw_on_the_axes_their_data_needs():
+    import holoviews as hv
+    import pandas as pd
+    from bokeh.models import FactorRange, LogScale
+
+    from fraud_app.data import MODEL_FEATURES
+    from fraud_app.ui.charts import chart_object
+    from fraud_app.ui.monitoring.charts import SHARE_FLOOR, psi_spec, scores_spec, volume_spec
+
+    hv.extension("bokeh")
+    edges = [i / 20 for i in range(21)]
+    report = {
+        "since": "2026-11-23T02:00:00Z", "until": "2026-11-30T03:00:00Z",
+        "volume": [{"bucket": "2026-11-30T02:00:00Z", "source": "api", "count": 2000, "flagged": 40}],
+        "score_histogram": {"edges": edges, "live": [0.99, 0.0] + [0.01 / 17] * 17 + [0.0],
+                            "reference": [0.998] + [0.002 / 18] * 18 + [0.0]},
+        "psi": {name: 0.01 * i for i, name in enumerate(MODEL_FEATURES)}, "thresholds": {"psi": 0.25},
+    }
+    scores = hv.render(chart_object(scores_spec(report)))
+    # Grouped bars need a categorical axis (with numeric bins the chart came out empty), on a log scale.
+    assert isinstance(scores.x_range, FactorRange) and scores.x_range.factors[0] == ("0.00-0.05", "live")
+    assert isinstance(scores.y_scale, LogScale) and scores.y_range.start == SHARE_FLOOR
+    psi = hv.render(chart_object(psi_spec(report)))
+    assert list(psi.x_range.factors) == MODEL_FEATURES  # the threshold's label adds no category
+    volume = hv.render(chart_object(volume_spec(report)))
+    for child in volume.children:  # one bucket still gets the whole window as its time axis
+        plot = child[0]
+        assert (plot.x_range.start, plot.x_range.end) == (pd.Timestamp("2026-11-23 02:00"),
+                                                          pd.Timestamp("2026-11-30 03:00"))

@@ -28,7 +28,7 @@ class MonitoringSection(Section):
     """Is the model still seeing what it was trained on, flagging at the expected rate, and right?"""
 
     title = "Monitoring"
-    icon = "📈"
+    icon = "∿"  # in DejaVu Sans, like the other tabs' icons (an emoji needs an emoji font)
     order = 40
 
     controller = param.ClassSelector(class_=MonitoringController, constant=True,
