@@ -47,6 +47,14 @@ def settle(page, minimum_canvases: int, timeout: float = 120) -> None:  # type: 
     time.sleep(1.5)
 
 
+def wait_for(condition: Any, what: str, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.25)
+
+
 def _api(base: str, path: str, body: Any, method: str) -> Any:
     request = urllib.request.Request(f"{base}{path}", data=json.dumps(body).encode(), method=method,
                                      headers={"Content-Type": "application/json"})
@@ -86,6 +94,12 @@ def main() -> None:
                 with local_page(base, 1400, 900) as (page, log):
                     page.goto(f"{base}/app?tab={index}&theme={theme}", timeout=120_000)
                     settle(page, {"eda": 9, "monitoring": 3}.get(name, 0))
+                    if name == "training":  # the form is usable and the saved model is listed
+                        train = page.get_by_role("button", name="Train", exact=True)
+                        train.wait_for(timeout=120_000)
+                        wait_for(train.is_enabled, "the Train button")
+                        wait_for(lambda: page.locator(".saved-models .tabulator-row").count() >= 1, "saved models")
+                        time.sleep(1.5)
                     if name == "inference":
                         page.get_by_role("button", name="Predict").first.click()
                         settle(page, 1)
