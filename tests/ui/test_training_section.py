@@ -38,6 +38,7 @@ from fraud_app.ui.state import AppState
 from fraud_app.ui.training import TrainingController, TrainingSection
 from fraud_app.ui.training import controller as controller_module
 from fraud_app.ui.training.charts import confusion_frame, confusion_heatmap, models_frame
+from fraud_app.ui.training.hyperparameters import widget_for
 from fraud_app.ui.training.controller import DEFAULT_COST_FN, DEFAULT_COST_FP, slider_floor
 from fraud_app.ui.training.results import alerts_text, cost_text, result_note
 from fraud_app.ui.training.saved_models import active_text
@@ -232,6 +233,14 @@ def test_none_choices_are_shown_as_text_and_passed_as_none(ctrl: TrainingControl
     assert params["max_depth"] is None  # the unlimited default of an optional integer
     forest.class_weight = "balanced"
     assert ctrl.make_pipeline().params["class_weight"] == "balanced"
+    # The widget shows None as the text "None" (Panel's Select would send an empty selection) and
+    # hands the real None back to the declaration.
+    select = widget_for(forest, "class_weight")
+    assert select.value == "balanced" and select.options[:2] == ["None", "balanced"]
+    select.value = "None"
+    assert forest.class_weight is None and select.get_root().value == "None"
+    forest.class_weight = "balanced"
+    assert select.value == "balanced"
 
 
 def test_aggregator_members_copies_weights_and_member_settings(ctrl: TrainingController) -> None:
@@ -590,6 +599,9 @@ def test_compare_saved_models_on_the_same_test_rows(section: TrainingSection, tr
     assert train(trained) is not None, trained.last_error
     assert set(trained.param.compare_names.objects) == {"baseline", "lgb_cmp"}
     button = widget(section, "training-compare")
+    table = [t for t in section.__panel__().select(pn.widgets.Tabulator)
+             if "training-compare-table" in t.css_classes][0]
+    assert not table.visible  # no empty table before the first comparison
     trained.compare_names = ["baseline"]
     assert button.disabled
     trained.param.trigger("compare")
@@ -605,9 +617,7 @@ def test_compare_saved_models_on_the_same_test_rows(section: TrainingSection, tr
     # The rows are the ones each model was tested on: LightGBM's figures equal its training result's.
     assert comparison.models[0]["metrics"]["f1"] == pytest.approx(trained.result.metrics["f1"])
     assert comparison.models[0]["metrics"]["brier"] == pytest.approx(trained.result.metrics["brier"])
-    table = [t for t in section.__panel__().select(pn.widgets.Tabulator)
-             if "training-compare-table" in t.css_classes][0]
-    assert list(table.value["name"]) == ["lgb_cmp", "baseline"] and "brier" in table.value
+    assert table.visible and list(table.value["name"]) == ["lgb_cmp", "baseline"] and "brier" in table.value
     compared = [f for f in drawn(section.__panel__()) if "same test rows" in f.title.text]
     assert len(compared) == 2
     legend = {label for f in compared for label in f.legend_labels}

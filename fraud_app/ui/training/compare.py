@@ -73,6 +73,7 @@ class CompareModels(pn.viewable.Viewer):
         table = pn.widgets.Tabulator(
             pn.bind(comparison_table, ctrl.param.comparison), disabled=True, show_index=False,
             sizing_mode="stretch_width", layout="fit_data_stretch", css_classes=["training-compare-table"],
+            visible=ctrl.param.comparison.rx.is_not(None),  # no empty table before the first comparison
             formatters={**{key: number for key in charts.COMPARE_METRICS}, "brier": NumberFormatter(format="0.00000"),
                         "threshold": NumberFormatter(format="0.0000"), "held_out": BooleanFormatter()},
             titles={"pr_auc": "PR-AUC", "roc_auc": "ROC-AUC", "f1": "F1", "held_out": "held out"})

@@ -112,8 +112,8 @@ def widget_for(values: param.Parameterized, parameter_name: str, css_kind: str |
         cls = pn.widgets.MultiChoice
     elif isinstance(parameter, param.Selector):
         cls = pn.widgets.Select
-        if None in parameter.objects:  # a Select shows a None choice as an empty label otherwise
-            kwargs.setdefault("options", {"None" if o is None else str(o): o for o in parameter.objects})
+        if None in parameter.objects:
+            return _select_with_none(values, parameter_name, **kwargs)
     elif isinstance(parameter, param.Boolean):
         cls = pn.widgets.Checkbox
     elif isinstance(parameter, param.Number):
@@ -129,6 +129,26 @@ def widget_for(values: param.Parameterized, parameter_name: str, css_kind: str |
     if "description" in cls.param:
         kwargs.setdefault("description", parameter.doc)
     return cls.from_param(parameter, **kwargs)
+
+
+def _select_with_none(values: param.Parameterized, parameter_name: str, **kwargs: Any) -> pn.widgets.Select:
+    """A Select for a Selector that has None among its choices, shown as the text "None".
+
+    Panel's Select sends a None value to the browser as no selection at all (an empty box), so
+    this one holds text labels and translates both ways: the Parameter keeps the real None.
+    """
+    parameter = values.param[parameter_name]
+
+    def label_of(value: Any) -> str:
+        return "None" if value is None else str(value)
+
+    by_label = {label_of(o): o for o in parameter.objects}
+    kwargs.setdefault("description", parameter.doc)
+    select = pn.widgets.Select(name=parameter.label, options=list(by_label),
+                               value=label_of(getattr(values, parameter_name)), **kwargs)
+    select.param.watch(lambda event: setattr(values, parameter_name, by_label[event.new]), "value")
+    values.param.watch(lambda event: setattr(select, "value", label_of(event.new)), parameter_name)
+    return select
 
 
 def hyperparameter_widgets(kind: str, values: ModelParams, **kwargs: Any) -> list[pn.widgets.Widget]:
