@@ -231,4 +231,24 @@ def _run_on_sample(pipeline: Any, dataset: Any, progress: Any, cancel: Any, samp
     return result
 
 
-__all__ = ["DEFAULT_SAMPLE_ROWS", "DISTRIBUTED_KINDS", "VALIDATION_SHARE", "run_distributed"]
+def plan_text(kind: str, rows: int, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> str:
+    """How ``kind`` will train on a lazy data set of ``rows`` rows, in words (shown when a run starts)."""
+    if kind in DISTRIBUTED_KINDS:
+        return f"on the Dask cluster (lightgbm.dask, {rows:,} rows)"
+    return (f"on a stratified sample of at most {min(sample_rows, rows):,} of {rows:,} rows "
+            f"({kind} cannot train distributed)")
+
+
+def engine_note(fit_info: dict[str, Any]) -> str | None:
+    """Where a model trained, in words, from its ``fit_info``: None for an ordinary in-memory fit."""
+    engine = fit_info.get("engine")
+    if engine == "dask":
+        return (f"trained on the Dask cluster ({fit_info.get('workers', '?')} workers, "
+                f"{fit_info.get('partitions', '?')} partitions)")
+    if engine == "dask-sample":
+        return f"trained on a {fit_info.get('trained_on', 'stratified sample')}"
+    return None
+
+
+__all__ = ["DEFAULT_SAMPLE_ROWS", "DISTRIBUTED_KINDS", "VALIDATION_SHARE", "engine_note", "plan_text",
+           "run_distributed"]
