@@ -20,6 +20,7 @@ from fraud_app.eda import lazy_scatter
 from fraud_app.models import load_model, model_exists
 from fraud_app.ui.eda import FRAUD_CODE, SCATTER_SIZE, EDASection
 from fraud_app.ui.state import AppState, dataset_ready, prepare_dataset
+from fraud_app.ui.training.cluster import ClusterLink
 from fraud_app.ui.training.controller import TrainingController
 from tests.scale.conftest import PARTITIONS, ROWS
 
@@ -98,6 +99,8 @@ def test_the_training_tab_trains_lightgbm_on_the_cluster_and_saves_it(lazy_state
     assert "trained on the Dask cluster (2 workers, 8 partitions)" in ctrl.status
     assert {"fit", "threshold", "evaluate"} <= set(stages)  # progress came through the tab's relay
     assert ctrl.threshold_metrics and ctrl.run_id is not None  # figures at the threshold; run recorded
+    link = ClusterLink(controller=ctrl).text  # the tab says how a lazy set trains, and links the dashboard
+    assert f"too big for memory ({READ_TEXT})" in link and "dashboard</a>" in link
     model = load_model("lazy_lgbm")  # the normal store: Inference and the API load it as any model
     assert model.kind == "lightgbm" and model.data_fingerprint == lazy_state.lazy_dataset.fingerprint
     sample = data_service.reference_frame().head(50)

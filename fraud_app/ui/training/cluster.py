@@ -9,7 +9,7 @@ import panel as pn
 import param
 
 from fraud_app.data import DatasetInfo
-from fraud_app.training.distributed import DEFAULT_SAMPLE_ROWS, DISTRIBUTED_KINDS
+from fraud_app.training.distributed import DEFAULT_SAMPLE_ROWS, DISTRIBUTED_KINDS, VALIDATION_SHARE
 from fraud_app.ui.training.controller import TrainingController, kind_label
 
 
@@ -18,7 +18,8 @@ def lazy_html(info: DatasetInfo | None) -> str:
     if info is None or not info.lazy:
         return ""
     return (f"<p class='lazy-data'>The data set is too big for memory ({html.escape(info.read_text)}): "
-            f"{kind_label(DISTRIBUTED_KINDS[0])} trains on the Dask cluster; the other kinds train on a "
+            f"{kind_label(DISTRIBUTED_KINDS[0])} trains on the Dask cluster (threshold and calibration on a "
+            f"{VALIDATION_SHARE:.0%} validation share of the training rows); the other kinds train on a "
             f"stratified sample of at most {DEFAULT_SAMPLE_ROWS:,} rows, and the result says so.</p>")
 
 
