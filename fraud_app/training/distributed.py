@@ -120,6 +120,20 @@ def _fit_cancellable(fit, reporter: Reporter, cancel: Any, client: Any, started:
     return box["value"]
 
 
+#: Training rows (at most) drawn on the cluster for the monitoring reference's feature deciles.
+REFERENCE_ROWS = 200_000
+
+
+def _monitoring_reference(model: Any, train: Any, rows: int, seed: int, client: Any) -> dict[str, Any]:
+    """The monitoring reference (fraud_app.monitoring) from a seeded sample of the training rows and the
+    validation scores the threshold was chosen on, as the in-memory pipeline saves it with the model."""
+    from fraud_app.monitoring.reference import build_reference
+
+    fraction = min(1.0, REFERENCE_ROWS / max(rows, 1))
+    sample = client.compute(train[MODEL_FEATURES].sample(frac=fraction, random_state=seed + 2), sync=True)
+    return build_reference(sample, model.threshold_scores[1], model.threshold)
+
+
 def run_distributed(pipeline: Any, dataset: Any, progress: Any = None, cancel: Any = None,
                     sample_rows: int = DEFAULT_SAMPLE_ROWS) -> Any:
     """Train ``pipeline``'s kind on a lazy data set; returns a :class:`~fraud_app.training.TrainingResult`."""
@@ -163,6 +177,8 @@ def run_distributed(pipeline: Any, dataset: Any, progress: Any = None, cancel: A
     raw, y_val = raw.to_numpy(), y_val.to_numpy().astype("int8")
     model._choose_threshold(raw, y_val)
     del raw
+    reporter("threshold", 0.86, "sampling training rows for the monitoring reference")
+    model.monitoring_reference = _monitoring_reference(model, train, dataset.rows, pipeline.seed, client)
     reporter.check()
     reporter("evaluate", 0.9, f"scoring the held-out test rows ({test_rule}) on the cluster")
     scores, y_test = client.compute([_scores(model, test, calibrated=True), test[TARGET]], sync=True)
@@ -250,5 +266,5 @@ def engine_note(fit_info: dict[str, Any]) -> str | None:
     return None
 
 
-__all__ = ["DEFAULT_SAMPLE_ROWS", "DISTRIBUTED_KINDS", "VALIDATION_SHARE", "engine_note", "plan_text",
+__all__ = ["DEFAULT_SAMPLE_ROWS", "DISTRIBUTED_KINDS", "REFERENCE_ROWS", "VALIDATION_SHARE", "engine_note", "plan_text",
            "run_distributed"]

@@ -103,6 +103,9 @@ def test_the_training_tab_trains_lightgbm_on_the_cluster_and_saves_it(lazy_state
     assert f"too big for memory ({READ_TEXT})" in link and "dashboard</a>" in link
     model = load_model("lazy_lgbm")  # the normal store: Inference and the API load it as any model
     assert model.kind == "lightgbm" and model.data_fingerprint == lazy_state.lazy_dataset.fingerprint
+    saved = next(meta for meta in ctrl.saved_models if meta["name"] == "lazy_lgbm")
+    assert set(saved["reference"]["features"]) >= {"amount", "feature1"}  # the Monitoring tab's reference
+    assert saved["reference"]["scores"]["rows"] > 0
     sample = data_service.reference_frame().head(50)
     np.testing.assert_allclose(model.predict_proba(sample), result.model.predict_proba(sample), rtol=1e-12)
 
