@@ -111,10 +111,16 @@ def lazy_scatter_counts(dataset: Any, x: str, y: str, *, width: int, height: int
     return counts
 
 
+def is_in_memory(dataset: Any, x: str, y: str, *, width: int, height: int) -> bool:
+    """True when :func:`lazy_scatter_counts` answers these axes at once (no disk, no cluster)."""
+    with _lock:
+        return (dataset.fingerprint, x, y, width, height) in _memory
+
+
 def clear_memory() -> None:
     """Forget the scatters held in memory (the disk cache stays; tests)."""
     with _lock:
         _memory.clear()
 
 
-__all__ = ["ScatterCounts", "clear_memory", "compute_count", "lazy_scatter_counts"]
+__all__ = ["ScatterCounts", "clear_memory", "compute_count", "is_in_memory", "lazy_scatter_counts"]

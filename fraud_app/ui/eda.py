@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import datashader as ds
@@ -27,6 +28,7 @@ from fraud_app import eda
 from fraud_app.data.schema import TARGET
 from fraud_app.eda import CLASSES, EDA_COLUMNS, EDASummary, FeatureHistogram
 from fraud_app.eda import lazy as lazy_eda
+from fraud_app.eda import lazy_scatter
 from fraud_app.eda.lazy_scatter import lazy_scatter_counts
 from fraud_app.eda.stats import DESCRIBE_STATS
 from fraud_app.data import DatasetInfo
@@ -42,6 +44,9 @@ RANKING_METRICS = {"KS statistic": "ks", "Mutual information (bits)": "mutual_in
 SCATTER_SIZE = (560, 380)
 PLOT_HEIGHT = 320
 _SIZE = {"responsive": True, "height": PLOT_HEIGHT - 10}
+#: One thread counts a lazy set's scatter pixels on the Dask cluster (a pass over every row), apart from the
+#: chart worker, so other sessions' charts are not queued behind it.
+_DASK_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fds-dask-scatter")
 
 
 @register_section
@@ -87,6 +92,10 @@ class EDASection(Section):
     )
     summary_error = param.String(default=None, allow_None=True, constant=True,
                                  doc="Why the summary could not be computed (None when it was, or before).")
+    lazy_scatter_ready = param.Tuple(
+        default=None, allow_None=True, length=2, constant=True,
+        doc="A lazy data set's scatter axes (x, y) whose pixel counts are in memory: the scatter waits for them "
+            "(counted on the cluster in their own thread, so the chart worker stays free for other charts).")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -288,7 +297,7 @@ class EDASection(Section):
         return f"**Top 3 by {name}:** " + " · ".join(
             f"**{i}. `{row.feature}`** {value(row)}" for i, row in enumerate(top.itertuples(), start=1))
 
-    @param.depends("summary", "scatter_x", "scatter_y", "interactive_scatter")
+    @param.depends("summary", "scatter_x", "scatter_y", "interactive_scatter", "lazy_scatter_ready")
     def scatter_text(self) -> str:
         """How to read the scatter."""
         if self.summary is None:
@@ -296,6 +305,9 @@ class EDASection(Section):
         if self.scatter_x == self.scatter_y:
             return "Pick two different features."
         rows = self.summary.overview["rows"]
+        if self.state.lazy_dataset is not None and self.lazy_scatter_ready != (self.scatter_x, self.scatter_y):
+            return (f"Rasterising all {rows:,} transactions ({self.scatter_y} against {self.scatter_x}) with "
+                    "datashader on the Dask cluster…")
         if self.state.lazy_dataset is not None:
             where = "on the Dask cluster, once (cached on disk)"
             zoom = "Zoom enlarges this image (re-rasterising would be a pass over every row)."
@@ -347,16 +359,43 @@ class EDASection(Section):
     def hourly_rate_spec(self) -> ChartSpec | None:
         return self._spec(hourly_rate_plot)
 
-    @param.depends("summary", "scatter_x", "scatter_y")
+    @param.depends("summary", "scatter_x", "scatter_y", "lazy_scatter_ready")
     def scatter_spec(self) -> ChartSpec | None:
         data = self.state.data
         if self.summary is None or data is None or self.scatter_x == self.scatter_y:
             return None
         key = (self.summary.fingerprint, self.scatter_x, self.scatter_y)
         if self.state.lazy_dataset is not None:
-            ranges = [summary_range(self.summary, column) for column in (self.scatter_x, self.scatter_y)]
-            return ChartSpec(lazy_scatter_plot, data, self.scatter_x, self.scatter_y, *ranges, key=key)
+            if self.lazy_scatter_ready != (self.scatter_x, self.scatter_y):
+                return None  # still counting on the cluster (see _handle_lazy_scatter)
+            return ChartSpec(lazy_scatter_plot, data, self.scatter_x, self.scatter_y, *self._lazy_ranges(), key=key)
         return ChartSpec(static_scatter_plot, data, self.scatter_x, self.scatter_y, key=key)
+
+    def _lazy_ranges(self) -> list[tuple[float, float]]:
+        return [summary_range(self.summary, column) for column in (self.scatter_x, self.scatter_y)]
+
+    @param.depends("summary", "scatter_x", "scatter_y", watch=True)
+    def _handle_lazy_scatter(self) -> None:
+        """A lazy set's new scatter axes: count their pixels on the cluster, in the Dask thread, then draw them."""
+        data = self.state.lazy_dataset
+        if data is None or self.summary is None or self.scatter_x == self.scatter_y:
+            return
+        axes = (self.scatter_x, self.scatter_y)
+        size = {"width": SCATTER_SIZE[0], "height": SCATTER_SIZE[1]}
+        x_range, y_range = self._lazy_ranges()
+
+        def count() -> tuple[str, str]:
+            lazy_scatter_counts(data, *axes, x_range=x_range, y_range=y_range, **size)
+            return axes
+
+        def ready(done: tuple[str, str]) -> None:
+            with param.edit_constant(self):
+                self.lazy_scatter_ready = done
+
+        if lazy_scatter.is_in_memory(data, *axes, **size):
+            ready(axes)
+        else:
+            run_off_loop(count, ready, pool=_DASK_POOL)
 
     @param.depends("interactive_scatter", "scatter_x", "scatter_y", watch=True)
     def _on_interactive_scatter(self) -> None:
