@@ -44,6 +44,8 @@ class DatasetInfo:
     source: str
     fingerprint: str
     partitions: int = 1
+    lazy: bool = False
+    """True when the set is above ``FRAUD_APP_MAX_IN_MEMORY_ROWS``: opened lazily on Dask, never loaded whole."""
 
     @property
     def read_text(self) -> str:
@@ -60,6 +62,7 @@ class DatasetInfo:
             "source": self.source,
             "fingerprint": self.fingerprint,
             "partitions": self.partitions,
+            "lazy": self.lazy,
         }
 
 

@@ -142,17 +142,22 @@ def sample_indices(n: int, k: int = SAMPLE_PARTITIONS) -> list[int]:
     return sorted({int(round(x)) for x in np.linspace(0, n - 1, k)})
 
 
+def read_partition(files: DatasetFiles, index: int) -> pd.DataFrame:
+    """File ``index`` of ``files`` read whole and validated (NaN/inf, 0/1 labels); the error names the file."""
+    fs, _ = _fs(files.url)
+    path = files.files[index]
+    with fs.open(path, "rb") as handle:
+        part = pd.read_parquet(handle)
+    try:
+        return validate_transactions(part)
+    except SchemaError as exc:
+        raise SchemaError(f"{posixpath.basename(path)}: {exc}") from None
+
+
 def check_sample(files: DatasetFiles, k: int = SAMPLE_PARTITIONS) -> None:
     """Read ``k`` files whole and validate their data (NaN/inf, 0/1 labels), naming the bad file."""
-    fs, _ = _fs(files.url)
     for i in sample_indices(len(files.files), k):
-        path = files.files[i]
-        with fs.open(path, "rb") as handle:
-            part = pd.read_parquet(handle)
-        try:
-            validate_transactions(part)
-        except SchemaError as exc:
-            raise SchemaError(f"{posixpath.basename(path)}: {exc}") from None
+        read_partition(files, i)
 
 
 def files_fingerprint(files: DatasetFiles) -> str:
@@ -220,5 +225,5 @@ def stratified_sample(dataset: LazyDataset, max_rows: int, seed: int = 0) -> pd.
 
 
 __all__ = ["SAMPLE_PARTITIONS", "DatasetFiles", "LazyDataset", "check_footers", "check_sample", "data_url",
-           "files_fingerprint", "is_lazy_size", "list_files", "open_dataset", "open_lazy", "sample_indices",
+           "files_fingerprint", "is_lazy_size", "list_files", "open_dataset", "open_lazy", "read_partition", "sample_indices",
            "stratified_sample"]

@@ -283,14 +283,17 @@ def compute_summary_dask(frame: Any, *, bins: int = DEFAULT_BINS, fingerprint: s
     return dataclasses.replace(summary, compute_seconds=time.perf_counter() - started)
 
 
-def scatter_aggregate(frame: Any, x: str, y: str, *, width: int = 400, height: int = 300) -> Any:
+def scatter_aggregate(frame: Any, x: str, y: str, *, width: int = 400, height: int = 300,
+                      x_range: tuple[float, float] | None = None,
+                      y_range: tuple[float, float] | None = None) -> Any:
     """The datashader aggregation of every row of ``frame`` (pandas or Dask): counts and frauds per pixel.
 
-    Returns an ``xarray.Dataset`` with ``count`` and ``frauds``; datashader computes it partition by partition.
+    Returns an ``xarray.Dataset`` with ``count`` and ``frauds``; datashader computes it partition by partition
+    (on the cluster for a Dask DataFrame). Without ranges, the data's own bounds are used.
     """
     import datashader as ds
 
-    canvas = ds.Canvas(plot_width=width, plot_height=height)
+    canvas = ds.Canvas(plot_width=width, plot_height=height, x_range=x_range, y_range=y_range)
     agg = canvas.points(frame, x, y, agg=ds.summary(count=ds.count(), frauds=ds.sum(TARGET)))
     return agg
 
@@ -395,6 +398,12 @@ def get_lazy_summary(dataset: Any) -> EDASummary:
     return summary
 
 
+def is_in_memory(dataset: Any) -> bool:
+    """True when the summary of ``dataset`` is held in memory (:func:`get_lazy_summary` answers at once)."""
+    with _lock:
+        return dataset.fingerprint in _memory
+
+
 def clear_memory() -> None:
     """Forget the summaries held in memory (the disk cache stays; tests)."""
     with _lock:
@@ -402,4 +411,4 @@ def clear_memory() -> None:
 
 
 __all__ = ["CACHE_FORMAT", "FINE", "cache_path", "clear_memory", "compute_summary_dask", "get_lazy_summary",
-           "load_summary", "save_summary", "scatter_aggregate"]
+           "is_in_memory", "load_summary", "save_summary", "scatter_aggregate"]

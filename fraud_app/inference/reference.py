@@ -8,7 +8,8 @@
 * **Real examples**: a random real clear or fraud transaction, drawn with a seedable
   :class:`numpy.random.Generator`.
 
-Everything here is derived from :func:`fraud_app.data.load_transactions` once per process
+Everything here is derived from :func:`fraud_app.data.service.reference_frame` (the app's frame,
+or a few sampled partitions of a data set too big for memory) once per process
 and cached by the data set's fingerprint (a different data set gets its own summary; only
 the latest one is kept). The summary is read-only and shared by every browser session.
 """
@@ -24,7 +25,8 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from fraud_app.data import KAGGLE_COLUMNS, MODEL_FEATURES, TARGET, fingerprint, load_transactions
+from fraud_app.data import KAGGLE_COLUMNS, MODEL_FEATURES, TARGET, fingerprint
+from fraud_app.data.service import reference_frame
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +180,7 @@ def reference_data(frame: pd.DataFrame | None = None,
     """
     global compute_count
     if frame is None:
-        frame = load_transactions()
+        frame = reference_frame()
     key = (_frame_fingerprint(frame), (float(percentiles[0]), float(percentiles[1])))
     cached = _cache.get(key)
     if cached is not None:
@@ -239,7 +241,7 @@ def random_transaction(label: Label, rng: int | np.random.Generator | None = Non
     if label not in ("clear", "fraud"):
         raise ValueError(f"label must be 'clear' or 'fraud', got {label!r}")
     if frame is None:
-        frame = load_transactions()
+        frame = reference_frame()
     summary = reference_data(frame)
     rows = summary.fraud_rows if label == "fraud" else summary.clear_rows
     if len(rows) == 0:

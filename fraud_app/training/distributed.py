@@ -120,6 +120,20 @@ def _fit_cancellable(fit, reporter: Reporter, cancel: Any, client: Any, started:
     return box["value"]
 
 
+#: Training rows (at most) drawn on the cluster for the monitoring reference's feature deciles.
+REFERENCE_ROWS = 200_000
+
+
+def _monitoring_reference(model: Any, train: Any, rows: int, seed: int, client: Any) -> dict[str, Any]:
+    """The monitoring reference (fraud_app.monitoring) from a seeded sample of the training rows and the
+    validation scores the threshold was chosen on, as the in-memory pipeline saves it with the model."""
+    from fraud_app.monitoring.reference import build_reference
+
+    fraction = min(1.0, REFERENCE_ROWS / max(rows, 1))
+    sample = client.compute(train[MODEL_FEATURES].sample(frac=fraction, random_state=seed + 2), sync=True)
+    return build_reference(sample, model.threshold_scores[1], model.threshold)
+
+
 def run_distributed(pipeline: Any, dataset: Any, progress: Any = None, cancel: Any = None,
                     sample_rows: int = DEFAULT_SAMPLE_ROWS) -> Any:
     """Train ``pipeline``'s kind on a lazy data set; returns a :class:`~fraud_app.training.TrainingResult`."""
@@ -163,6 +177,8 @@ def run_distributed(pipeline: Any, dataset: Any, progress: Any = None, cancel: A
     raw, y_val = raw.to_numpy(), y_val.to_numpy().astype("int8")
     model._choose_threshold(raw, y_val)
     del raw
+    reporter("threshold", 0.86, "sampling training rows for the monitoring reference")
+    model.monitoring_reference = _monitoring_reference(model, train, dataset.rows, pipeline.seed, client)
     reporter.check()
     reporter("evaluate", 0.9, f"scoring the held-out test rows ({test_rule}) on the cluster")
     scores, y_test = client.compute([_scores(model, test, calibrated=True), test[TARGET]], sync=True)
@@ -231,4 +247,24 @@ def _run_on_sample(pipeline: Any, dataset: Any, progress: Any, cancel: Any, samp
     return result
 
 
-__all__ = ["DEFAULT_SAMPLE_ROWS", "DISTRIBUTED_KINDS", "VALIDATION_SHARE", "run_distributed"]
+def plan_text(kind: str, rows: int, sample_rows: int = DEFAULT_SAMPLE_ROWS) -> str:
+    """How ``kind`` will train on a lazy data set of ``rows`` rows, in words (shown when a run starts)."""
+    if kind in DISTRIBUTED_KINDS:
+        return f"on the Dask cluster (lightgbm.dask, {rows:,} rows)"
+    return (f"on a stratified sample of at most {min(sample_rows, rows):,} of {rows:,} rows "
+            f"({kind} cannot train distributed)")
+
+
+def engine_note(fit_info: dict[str, Any]) -> str | None:
+    """Where a model trained, in words, from its ``fit_info``: None for an ordinary in-memory fit."""
+    engine = fit_info.get("engine")
+    if engine == "dask":
+        return (f"trained on the Dask cluster ({fit_info.get('workers', '?')} workers, "
+                f"{fit_info.get('partitions', '?')} partitions)")
+    if engine == "dask-sample":
+        return f"trained on a {fit_info.get('trained_on', 'stratified sample')}"
+    return None
+
+
+__all__ = ["DEFAULT_SAMPLE_ROWS", "DISTRIBUTED_KINDS", "REFERENCE_ROWS", "VALIDATION_SHARE", "engine_note", "plan_text",
+           "run_distributed"]

@@ -170,8 +170,8 @@ def _server_loop() -> IOLoop | None:
     return _LOOP
 
 
-def run_off_loop(func: Callable[[], Any], then: Callable[[Any], None]) -> None:
-    """Run ``func`` in the worker thread, then ``then(result)`` on the event loop, in a next tick.
+def run_off_loop(func: Callable[[], Any], then: Callable[[Any], None], pool: ThreadPoolExecutor | None = None) -> None:
+    """Run ``func`` in the worker thread (or ``pool``), then ``then(result)`` on the event loop, in a next tick.
 
     ``func`` sees the session's ``curdoc`` (per-session config such as the theme) but must not
     touch the document: build Panel objects there, attach them in ``then``. Outside a server
@@ -200,7 +200,7 @@ def run_off_loop(func: Callable[[], Any], then: Callable[[Any], None]) -> None:
         except Exception as exc:  # the session closed meanwhile
             log.debug("off-loop work finished after its session closed: %s", exc)
 
-    _RENDER_POOL.submit(work).add_done_callback(lambda fut: ioloop.add_callback(deliver, fut))
+    (pool or _RENDER_POOL).submit(work).add_done_callback(lambda fut: ioloop.add_callback(deliver, fut))
 
 
 def in_server_session() -> bool:

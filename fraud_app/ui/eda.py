@@ -11,6 +11,7 @@ from __future__ import annotations
 import html
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import datashader as ds
@@ -26,6 +27,9 @@ from holoviews.operation.datashader import rasterize
 from fraud_app import eda
 from fraud_app.data.schema import TARGET
 from fraud_app.eda import CLASSES, EDA_COLUMNS, EDASummary, FeatureHistogram
+from fraud_app.eda import lazy as lazy_eda
+from fraud_app.eda import lazy_scatter
+from fraud_app.eda.lazy_scatter import lazy_scatter_counts
 from fraud_app.eda.stats import DESCRIBE_STATS
 from fraud_app.data import DatasetInfo
 from fraud_app.ui.base import Section, card, notify_error, register_section
@@ -40,6 +44,9 @@ RANKING_METRICS = {"KS statistic": "ks", "Mutual information (bits)": "mutual_in
 SCATTER_SIZE = (560, 380)
 PLOT_HEIGHT = 320
 _SIZE = {"responsive": True, "height": PLOT_HEIGHT - 10}
+#: One thread counts a lazy set's scatter pixels on the Dask cluster (a pass over every row), apart from the
+#: chart worker, so other sessions' charts are not queued behind it.
+_DASK_POOL = ThreadPoolExecutor(max_workers=1, thread_name_prefix="fds-dask-scatter")
 
 
 @register_section
@@ -85,6 +92,10 @@ class EDASection(Section):
     )
     summary_error = param.String(default=None, allow_None=True, constant=True,
                                  doc="Why the summary could not be computed (None when it was, or before).")
+    lazy_scatter_ready = param.Tuple(
+        default=None, allow_None=True, length=2, constant=True,
+        doc="A lazy data set's scatter axes (x, y) whose pixel counts are in memory: the scatter waits for them "
+            "(counted on the cluster in their own thread, so the chart worker stays free for other charts).")
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)
@@ -101,7 +112,7 @@ class EDASection(Section):
         )
         self._pending = [self._insights_card, self._distribution_row, self._correlation_row,
                          self._amount_hour_row, self._scatter_card, self._statistics_card]
-        if self.state.dataset is not None:
+        if self.state.data is not None:
             self._on_dataset()
         else:
             self._load_if_standalone()
@@ -188,8 +199,10 @@ class EDASection(Section):
             self._chart("scatter", self.scatter_spec, "scatter of all transactions", SCATTER_SIZE[1] + 70)]
         x = pn.widgets.Select.from_param(self.param.scatter_x, name="x", width=160)
         y = pn.widgets.Select.from_param(self.param.scatter_y, name="y", width=160)
+        # On a lazy set each zoom would be a pass over every row on the cluster: one image, computed once.
         zoom = pn.widgets.Checkbox.from_param(self.param.interactive_scatter, name="Re-rasterise on zoom",
-                                              align="end", margin=(5, 10, 12, 10))
+                                              align="end", margin=(5, 10, 12, 10),
+                                              visible=self.state.param.lazy_dataset.rx.is_(None))
         return card("All transactions, two features at a time", pn.Row(x, y, zoom),
                     pn.pane.Markdown(self.scatter_text, sizing_mode="stretch_width"),
                     self._interactive)
@@ -207,13 +220,14 @@ class EDASection(Section):
 
     # ------------------------------------------------------------------ loading
 
-    @param.depends("state.dataset", watch=True)
+    @param.depends("state.dataset", "state.lazy_dataset", watch=True)
     def _on_dataset(self) -> None:
-        frame = self.state.dataset
-        if frame is None:
+        data = self.state.data
+        if data is None:
             return
         try:
-            summary = eda.get_summary(frame)
+            # In the app both are in memory already (prepared off the loop): this only looks them up.
+            summary = eda.get_summary(data) if self.state.lazy_dataset is None else lazy_eda.get_lazy_summary(data)
         except Exception as exc:
             with param.edit_constant(self):
                 self.summary_error = str(exc)
@@ -283,7 +297,7 @@ class EDASection(Section):
         return f"**Top 3 by {name}:** " + " · ".join(
             f"**{i}. `{row.feature}`** {value(row)}" for i, row in enumerate(top.itertuples(), start=1))
 
-    @param.depends("summary", "scatter_x", "scatter_y", "interactive_scatter")
+    @param.depends("summary", "scatter_x", "scatter_y", "interactive_scatter", "lazy_scatter_ready")
     def scatter_text(self) -> str:
         """How to read the scatter."""
         if self.summary is None:
@@ -291,9 +305,17 @@ class EDASection(Section):
         if self.scatter_x == self.scatter_y:
             return "Pick two different features."
         rows = self.summary.overview["rows"]
-        zoom = ("Zoom to re-rasterise at the new range." if self.interactive_scatter else
-                "Tick *Re-rasterise on zoom* to redraw the points at each zoom.")
-        return (f"All {rows:,} transactions, rasterised by datashader on the server. "
+        if self.state.lazy_dataset is not None and self.lazy_scatter_ready != (self.scatter_x, self.scatter_y):
+            return (f"Rasterising all {rows:,} transactions ({self.scatter_y} against {self.scatter_x}) with "
+                    "datashader on the Dask cluster…")
+        if self.state.lazy_dataset is not None:
+            where = "on the Dask cluster, once (cached on disk)"
+            zoom = "Zoom enlarges this image (re-rasterising would be a pass over every row)."
+        else:
+            where = "on the server"
+            zoom = ("Zoom to re-rasterise at the new range." if self.interactive_scatter else
+                    "Tick *Re-rasterise on zoom* to redraw the points at each zoom.")
+        return (f"All {rows:,} transactions, rasterised by datashader {where}. "
                 f"<span style='color:{CLEAR_COLOR}'>■</span> clear (darker = denser) · "
                 f"<span style='color:{FRAUD_COLOR}'>■</span> fraud (spread so that every fraud stays visible). "
                 + zoom)
@@ -337,18 +359,48 @@ class EDASection(Section):
     def hourly_rate_spec(self) -> ChartSpec | None:
         return self._spec(hourly_rate_plot)
 
-    @param.depends("summary", "scatter_x", "scatter_y")
+    @param.depends("summary", "scatter_x", "scatter_y", "lazy_scatter_ready")
     def scatter_spec(self) -> ChartSpec | None:
-        frame = self.state.dataset
-        if self.summary is None or frame is None or self.scatter_x == self.scatter_y:
+        data = self.state.data
+        if self.summary is None or data is None or self.scatter_x == self.scatter_y:
             return None
-        return ChartSpec(static_scatter_plot, frame, self.scatter_x, self.scatter_y,
-                         key=(self.summary.fingerprint, self.scatter_x, self.scatter_y))
+        key = (self.summary.fingerprint, self.scatter_x, self.scatter_y)
+        if self.state.lazy_dataset is not None:
+            if self.lazy_scatter_ready != (self.scatter_x, self.scatter_y):
+                return None  # still counting on the cluster (see _handle_lazy_scatter)
+            return ChartSpec(lazy_scatter_plot, data, self.scatter_x, self.scatter_y, *self._lazy_ranges(), key=key)
+        return ChartSpec(static_scatter_plot, data, self.scatter_x, self.scatter_y, key=key)
+
+    def _lazy_ranges(self) -> list[tuple[float, float]]:
+        return [summary_range(self.summary, column) for column in (self.scatter_x, self.scatter_y)]
+
+    @param.depends("summary", "scatter_x", "scatter_y", watch=True)
+    def _handle_lazy_scatter(self) -> None:
+        """A lazy set's new scatter axes: count their pixels on the cluster, in the Dask thread, then draw them."""
+        data = self.state.lazy_dataset
+        if data is None or self.summary is None or self.scatter_x == self.scatter_y:
+            return
+        axes = (self.scatter_x, self.scatter_y)
+        size = {"width": SCATTER_SIZE[0], "height": SCATTER_SIZE[1]}
+        x_range, y_range = self._lazy_ranges()
+
+        def count() -> tuple[str, str]:
+            lazy_scatter_counts(data, *axes, x_range=x_range, y_range=y_range, **size)
+            return axes
+
+        def ready(done: tuple[str, str]) -> None:
+            with param.edit_constant(self):
+                self.lazy_scatter_ready = done
+
+        if lazy_scatter.is_in_memory(data, *axes, **size):
+            ready(axes)
+        else:
+            run_off_loop(count, ready, pool=_DASK_POOL)
 
     @param.depends("interactive_scatter", "scatter_x", "scatter_y", watch=True)
     def _on_interactive_scatter(self) -> None:
         """Swap the static image for a DynamicMap that re-rasterises on zoom (and back)."""
-        frame = self.state.dataset
+        frame = self.state.dataset  # an in-memory set only (the box is hidden for a lazy one)
         wanted = self.interactive_scatter and frame is not None and self.scatter_x != self.scatter_y
         if not wanted:
             self._interactive.objects = [self.charts["scatter"]] if "scatter" in self.charts else []
@@ -368,7 +420,8 @@ def describe_dataset(info: DatasetInfo | None) -> str:
     if info is None:
         return "Loading the data set…"
     counts = (f"{info.rows:,} transactions over {info.time_span_hours:.1f} hours, "
-              f"{info.frauds:,} of them fraud ({info.fraud_rate:.3%}); {info.read_text}.")
+              f"{info.frauds:,} of them fraud ({info.fraud_rate:.3%}); {info.read_text}"
+              + (" on Dask (above FRAUD_APP_MAX_IN_MEMORY_ROWS: never loaded whole)." if info.lazy else "."))
     if info.source == "synthetic":
         return (f"**A seeded synthetic data set** with the real one's columns (class-conditional Gaussians), "
                 f"for tests and demos: {counts}")
@@ -544,8 +597,16 @@ def encode_classes(element: hv.ImageStack, spread_px: int = 2) -> hv.Image:
     filled pixels (darker = denser); 254/255 mark fraud pixels, grown by ``spread_px``
     so that every fraud stays visible even where clear transactions are dense.
     """
-    clear = element.dimension_values("clear", flat=False)
-    fraud = element.dimension_values("fraud", flat=False) > 0
+    xs = element.dimension_values(0, expanded=False)
+    ys = element.dimension_values(1, expanded=False)
+    codes = class_codes(element.dimension_values("clear", flat=False),
+                        element.dimension_values("fraud", flat=False), spread_px)
+    return hv.Image((xs, ys, codes), kdims=element.kdims, vdims=[hv.Dimension("code", range=(0, 255))])
+
+
+def class_codes(clear: np.ndarray, fraud_counts: np.ndarray, spread_px: int = 2) -> np.ndarray:
+    """One byte per pixel from the per-pixel counts of clear and fraud rows (see :func:`encode_classes`)."""
+    fraud = fraud_counts > 0
     codes = np.zeros(clear.shape, dtype="uint8")
     filled = clear > 0
     if filled.any():
@@ -555,9 +616,7 @@ def encode_classes(element: hv.ImageStack, spread_px: int = 2) -> hv.Image:
     halo = _grow(fraud, spread_px)
     codes[halo] = FRAUD_HALO_CODE
     codes[fraud] = FRAUD_CODE
-    xs = element.dimension_values(0, expanded=False)
-    ys = element.dimension_values(1, expanded=False)
-    return hv.Image((xs, ys, codes), kdims=element.kdims, vdims=[hv.Dimension("code", range=(0, 255))])
+    return codes
 
 
 def _grow(mask: np.ndarray, px: int) -> np.ndarray:
@@ -593,15 +652,22 @@ def scatter_plot(frame: pd.DataFrame, x: str, y: str, dynamic: bool = True) -> h
     raster = rasterize(points, aggregator=ds.by("class", ds.count()), width=width, height=height,
                        pixel_ratio=1, dynamic=dynamic, x_range=_padded_range(points.dimension_values(0)),
                        y_range=_padded_range(points.dimension_values(1)))
-    return raster.apply(encode_classes).opts(
-        hv.opts.Image(cmap=class_raster_palette(), clim=(0, 255), colorbar=False,
-                      width=width + 80, height=height + 60, title=f"{y} against {x}", xlabel=x, ylabel=y,
-                      default_tools=["pan", "wheel_zoom", "box_zoom", "reset"], tools=[],
-                      active_tools=["wheel_zoom"]))
+    return raster.apply(encode_classes).opts(_scatter_opts(x, y))
+
+
+def _scatter_opts(x: str, y: str) -> hv.Options:
+    width, height = SCATTER_SIZE
+    return hv.opts.Image(cmap=class_raster_palette(), clim=(0, 255), colorbar=False,
+                         width=width + 80, height=height + 60, title=f"{y} against {x}", xlabel=x, ylabel=y,
+                         default_tools=["pan", "wheel_zoom", "box_zoom", "reset"], tools=[],
+                         active_tools=["wheel_zoom"])
 
 
 def _padded_range(values: np.ndarray) -> tuple[float, float]:
-    low, high = float(values.min()), float(values.max())
+    return _pad(float(values.min()), float(values.max()))
+
+
+def _pad(low: float, high: float) -> tuple[float, float]:
     pad = (high - low) * 0.02 or 0.5
     return low - pad, high + pad
 
@@ -611,8 +677,28 @@ def static_scatter_plot(frame: pd.DataFrame, x: str, y: str) -> hv.Image:
     return scatter_plot(frame, x, y, dynamic=False)
 
 
+def summary_range(summary: EDASummary, column: str) -> tuple[float, float]:
+    """The padded range of ``column`` over every row, from the summary's per-class minima and maxima."""
+    rows = summary.describe[summary.describe["feature"] == column]
+    return _pad(float(rows["min"].min()), float(rows["max"].max()))
+
+
+def lazy_scatter_plot(dataset: Any, x: str, y: str, x_range: tuple[float, float],
+                      y_range: tuple[float, float]) -> hv.Image:
+    """Every row of a lazy data set, two columns at a time: datashader on the cluster, coloured as :func:`scatter_plot`.
+
+    The per-pixel counts come from :func:`fraud_app.eda.lazy_scatter.lazy_scatter_counts` (computed
+    once per process, cached on disk); this only turns them into the same one-byte image.
+    """
+    width, height = SCATTER_SIZE
+    counts = lazy_scatter_counts(dataset, x, y, width=width, height=height, x_range=x_range, y_range=y_range)
+    image = hv.Image((counts.xs, counts.ys, class_codes(counts.clear, counts.fraud)), kdims=[x, y],
+                     vdims=[hv.Dimension("code", range=(0, 255))])
+    return image.opts(_scatter_opts(x, y))
+
+
 __all__ = [
     "EDASection", "amount_bucket_plot", "amount_histogram_plot", "class_balance_plot", "correlation_plot",
     "describe_dataset", "distribution_plot", "histogram_overlay", "hourly_counts_plot",
-    "hourly_rate_plot", "ranking_plot", "scatter_plot", "static_scatter_plot",
+    "hourly_rate_plot", "lazy_scatter_plot", "ranking_plot", "scatter_plot", "static_scatter_plot", "summary_range",
 ]

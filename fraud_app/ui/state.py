@@ -3,47 +3,49 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 import pandas as pd
 import param
 
 from fraud_app import eda
-from fraud_app.data import DatasetInfo, dataset_info, is_loaded, load_transactions
+from fraud_app.data import DatasetInfo, LazyDataset, is_loaded, load_transactions
+from fraud_app.data import service as data_service
+from fraud_app.eda import lazy as lazy_eda
 
 log = logging.getLogger(__name__)
 
-_info_lock = threading.Lock()
-_info: dict[str, DatasetInfo] = {}
 
-
-def shared_dataset_info(frame: pd.DataFrame) -> DatasetInfo:
-    """:func:`fraud_app.data.dataset_info` of the shared frame, computed once per process."""
-    key = str(frame.attrs.get("fingerprint") or id(frame))
-    with _info_lock:
-        info = _info.get(key)
-        if info is None:
-            info = _info[key] = dataset_info(frame)
-        return info
+def shared_dataset_info(frame: pd.DataFrame | LazyDataset) -> DatasetInfo:
+    """The :class:`DatasetInfo` of the shared data set, computed once per process (see :mod:`fraud_app.data.service`)."""
+    return data_service.current_info(frame)
 
 
 def prepare_dataset() -> None:
-    """Load the data set and compute its EDA summary, once per process (slow the first time).
+    """Open the data set and compute its EDA summary, once per process (slow the first time).
 
-    Sessions call it in a worker thread before :meth:`AppState.load_dataset`, which then
-    only publishes what is already in memory; the server's warm-up calls it at start.
+    In memory: the frame and :func:`fraud_app.eda.get_summary`. Above ``FRAUD_APP_MAX_IN_MEMORY_ROWS``:
+    the :class:`LazyDataset` and :func:`fraud_app.eda.lazy.get_lazy_summary` (on the Dask cluster, or
+    from the disk cache). Sessions call it in a worker thread before :meth:`AppState.load_dataset`,
+    which then only publishes what is already in memory; the server's warm-up calls it at start.
     """
-    frame = load_transactions()
-    shared_dataset_info(frame)
-    eda.get_summary(frame)
+    data = data_service.current_dataset()
+    if isinstance(data, LazyDataset):
+        lazy_eda.get_lazy_summary(data)
+    else:
+        eda.get_summary(data)
+    data_service.current_info(data)
 
 
 def dataset_ready() -> bool:
-    """True when the data set and its summary are in memory (a session needs no worker thread)."""
+    """True when the data set, its info and its summary are in memory (a session needs no worker thread)."""
+    if data_service.dataset_mode() == "lazy":
+        data = data_service.opened_lazy_dataset()
+        return data is not None and lazy_eda.is_in_memory(data) and data_service.cached_info(data) is not None
     if not is_loaded():
         return False
-    return eda.is_cached(load_transactions())
+    frame = load_transactions()
+    return eda.is_cached(frame) and data_service.cached_info(frame) is not None
 
 
 class AppState(param.Parameterized):
@@ -59,6 +61,11 @@ class AppState(param.Parameterized):
     dataset = param.DataFrame(
         default=None, allow_None=True, constant=True,
         doc="The transactions frame (the process-wide cached one; read-only). None until loaded.",
+    )
+    lazy_dataset = param.ClassSelector(
+        class_=LazyDataset, default=None, allow_None=True, constant=True,
+        doc="The data set when it is above FRAUD_APP_MAX_IN_MEMORY_ROWS: a Dask DataFrame, never loaded whole "
+            "(``dataset`` is then None). None otherwise.",
     )
     dataset_info = param.ClassSelector(
         class_=DatasetInfo, default=None, allow_None=True, constant=True,
@@ -83,10 +90,15 @@ class AppState(param.Parameterized):
         doc="Fired after predictions were saved; prediction tables refresh on it.",
     )
 
-    def load_dataset(self) -> pd.DataFrame:
-        """Load the data set (cached once per process) and publish it on ``dataset``.
+    @property
+    def data(self) -> pd.DataFrame | LazyDataset | None:
+        """The data set whichever way it is held: the frame, the :class:`LazyDataset`, or None before loading."""
+        return self.dataset if self.dataset is not None else self.lazy_dataset
 
-        Calling it again when the same frame is already published changes nothing
+    def load_dataset(self) -> pd.DataFrame | LazyDataset:
+        """Open the data set (once per process) and publish it on ``dataset`` (or ``lazy_dataset``).
+
+        Calling it again when the same data set is already published changes nothing
         (no watcher fires).
 
         Raises
@@ -95,18 +107,20 @@ class AppState(param.Parameterized):
             after recording the message in ``dataset_error``.
         """
         try:
-            frame = load_transactions()
-            info = shared_dataset_info(frame)
+            data = data_service.current_dataset()
+            info = shared_dataset_info(data)
         except Exception as exc:
             with param.edit_constant(self):
                 self.dataset_error = str(exc)
             raise
-        if frame is self.dataset:
-            return frame
+        if data is self.data:
+            return data
+        lazy = isinstance(data, LazyDataset)
         with param.edit_constant(self):
-            self.param.update(dataset_error=None, dataset_info=info, dataset=frame)
-        log.debug("session state: data set %s (%d rows)", info.fingerprint, info.rows)
-        return frame
+            self.param.update(dataset_error=None, dataset_info=info, lazy_dataset=data if lazy else None,
+                              dataset=None if lazy else data)
+        log.debug("session state: data set %s (%s)", info.fingerprint, info.read_text)
+        return data
 
     def set_training_result(self, result: Any) -> None:
         """Publish the latest training result of this session."""

@@ -147,7 +147,7 @@ def test_failed_load_is_logged_and_shown(monkeypatch: pytest.MonkeyPatch,
     def missing() -> None:
         raise DataNotFoundError("data set not found at /nowhere/creditcard.parquet")
 
-    monkeypatch.setattr("fraud_app.ui.state.load_transactions", missing)
+    monkeypatch.setattr("fraud_app.data.service.current_dataset", missing)  # what AppState.load_dataset opens
     shown: list[str] = []
 
     class Notifications:

@@ -54,6 +54,7 @@ from fraud_app.training import (
     compare_models,
     metrics_at_threshold,
 )
+from fraud_app.training.distributed import engine_note, plan_text
 from fraud_app.ui.base import catch_and_notify, notify_error
 from fraud_app.ui.state import AppState
 from fraud_app.ui.training import charts
@@ -388,11 +389,13 @@ class TrainingController(param.Parameterized):
         self._hook_session_end(dispatch)
         cancel = threading.Event()
         relay = ProgressRelay(dispatch, self._apply_progress)
+        lazy = self.state.lazy_dataset  # too big for memory: the distributed path (training/distributed.py)
+        where = "" if lazy is None else " " + plan_text(self.kind, lazy.rows)
         self._set_running(True, status="Queued: waiting for a free training slot…" if RUNNER.full
-                          else f"Starting {kind_label(self.kind)}…")
+                          else f"Starting {kind_label(self.kind)}{where}…")
         self._idle.clear()
         try:
-            future = RUNNER.submit(run_training, pipeline, self.state.dataset, relay, cancel)
+            future = RUNNER.submit(run_training, pipeline, self.state.data, relay, cancel)
         except BaseException:
             self._idle.set()
             self._set_running(False, status="Could not start the training.")
@@ -490,7 +493,8 @@ class TrainingController(param.Parameterized):
                 saved_threshold=float(result.threshold) if result.saved else None,
                 cost_fn=DEFAULT_COST_FN, cost_fp=DEFAULT_COST_FP, threshold=float(result.threshold),
                 status=(f"**Done** in {result.duration_s:.1f} s · F1 {result.metrics['f1']:.3f}"
-                        + (f" · saved as `{result.name}`" if result.saved else " · not saved")))
+                        + (f" · saved as `{result.name}`" if result.saved else " · not saved")
+                        + "".join(f" · {note}" for note in [engine_note(result.model.fit_info)] if note)))
         self._update_threshold_metrics()
         self._update_cheapest()
         self.state.set_training_result(result)

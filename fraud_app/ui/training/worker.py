@@ -38,7 +38,8 @@ import pandas as pd
 import panel as pn
 from panel.io.state import set_curdoc
 
-from fraud_app.data import load_transactions
+from fraud_app.data import LazyDataset
+from fraud_app.data import service as data_service
 from fraud_app.data.schema import TIME
 from fraud_app.storage import record_training_run
 from fraud_app.training import ProgressEvent, TrainingPipeline, TrainingResult
@@ -254,8 +255,11 @@ class TrainingOutcome:
     transactions_per_day: float | None = None
 
 
-def transactions_per_day(frame: pd.DataFrame) -> float | None:
+def transactions_per_day(frame: pd.DataFrame | LazyDataset) -> float | None:
     """Rows per day of ``frame`` over its ``time`` span (seconds from the first transaction)."""
+    if isinstance(frame, LazyDataset):  # from its footers and cached summary, never a pass over the rows
+        info = data_service.current_info(frame)
+        return info.rows / (info.time_span_hours / 24) if info.time_span_hours > 0 else None
     if TIME not in frame.columns or not len(frame):
         return None
     span_days = float(frame[TIME].max() - frame[TIME].min()) / 86_400
@@ -276,16 +280,18 @@ def threshold_scores(result: TrainingResult) -> tuple[np.ndarray, np.ndarray] | 
             np.asarray(result.threshold_scores, dtype=np.float64))
 
 
-def run_training(pipeline: TrainingPipeline, frame: pd.DataFrame | None,
+def run_training(pipeline: TrainingPipeline, frame: pd.DataFrame | LazyDataset | None,
                  progress: Callable[[ProgressEvent], None], cancel: threading.Event) -> TrainingOutcome:
     """The job run on a worker thread: train, record the run.
+
+    A :class:`LazyDataset` trains on the Dask cluster (:mod:`fraud_app.training.distributed`).
 
     Raises whatever the pipeline raises (``TrainingCancelled`` when ``cancel`` is set). A failure
     to *record* the run does not lose the trained model: it is returned in ``record_error``.
     """
     if frame is None:
         progress(ProgressEvent("prepare", 0.0, "loading the data set"))
-        frame = load_transactions()
+        frame = data_service.current_dataset()
     result = pipeline.run(frame, progress=progress, cancel=cancel)
     run_id: int | None = None
     record_error: BaseException | None = None
