@@ -27,6 +27,7 @@ Writes ``bench/results/monitoring.json``. The machine is shared: the load averag
 from __future__ import annotations
 
 import argparse
+import gc
 import asyncio
 import json
 import os
@@ -258,6 +259,7 @@ def _loop_block() -> dict:
 
     from fraud_app.ui.monitoring.controller import MonitoringController
     from fraud_app.ui.monitoring.views import ReviewQueueView, SummaryView
+    from fraud_app.ui.warmup import freeze_heap
 
     pn.extension("tabulator")
 
@@ -278,6 +280,20 @@ def _loop_block() -> dict:
                 last = now
 
         await ctrl.refresh_now()  # the server's warm-up has imported the model stack: do the same first
+        # The server's warm-up ends with gc.freeze() (fraud_app/ui/warmup.py), so a collection walks only
+        # what sessions made since; do the same with this process's benchmark data, and time every
+        # collection that still happens (a collection stops every thread, the loop's too).
+        freeze_heap()
+        collections: list[float] = []
+        gc_started = [0.0]
+
+        def on_gc(phase: str, info: dict) -> None:
+            if phase == "start":
+                gc_started[0] = time.perf_counter()
+            else:
+                collections.append(time.perf_counter() - gc_started[0])
+
+        gc.callbacks.append(on_gc)
         callbacks: list[tuple[float, float]] = []  # (wall, loop-thread CPU) of each loop callback
         handle_run = asyncio.events.Handle._run
 
@@ -314,6 +330,7 @@ def _loop_block() -> dict:
         stop.set()
         await task
         asyncio.events.Handle._run = handle_run
+        gc.callbacks.remove(on_gc)
 
         def ms(values: list[float], q: float | None = None) -> float:
             return round(1000 * (max(values) if q is None else sorted(values)[int(q * (len(values) - 1))]), 1)
@@ -326,6 +343,7 @@ def _loop_block() -> dict:
                 "refresh_max_callback_cpu_ms": ms([c for _, c in refresh_callbacks]),
                 "label_max_callback_ms": ms([w for w, _ in label_callbacks]),
                 "label_max_callback_cpu_ms": ms([c for _, c in label_callbacks]),
+                "gc_collections": len(collections), "gc_max_ms": ms(collections) if collections else 0.0,
                 "refresh_median_s": round(statistics.median(refreshes), 3),
                 "label_and_refresh_median_s": round(statistics.median(labels), 3), "refreshes": 10}
 

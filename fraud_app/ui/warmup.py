@@ -41,7 +41,7 @@ def warm_up() -> dict[str, float]:
         _step("data set and EDA summary", prepare_dataset)
         _step("reference transaction", _reference)
         _step("EDA charts", _eda_charts)
-        _step("freeze the heap", _freeze_heap)
+        _step("freeze the heap", freeze_heap)
         timings["total"] = time.perf_counter() - started
         log.info("warm-up done in %.2f s (%s)", timings["total"],
                  ", ".join(f"{k} {v:.2f} s" for k, v in timings.items() if k != "total"))
@@ -76,7 +76,7 @@ def _eda_charts() -> None:
             render_item(chart.spec, "dark")
 
 
-def _freeze_heap() -> None:
+def freeze_heap() -> None:
     """Move what the warm-up built (modules, data set, caches) out of the garbage collector's sight.
 
     Panel runs a full ``gc.collect()`` on the event loop after sessions close; with the
@@ -95,4 +95,4 @@ def reset() -> None:
         timings.clear()
 
 
-__all__ = ["reset", "timings", "warm_up"]
+__all__ = ["freeze_heap", "reset", "timings", "warm_up"]
