@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from tornado.web import RequestHandler
@@ -58,6 +58,7 @@ from fraud_app.api.base import (  # noqa: F401 - re-exported for handlers define
 )
 from fraud_app.api.openapi import (  # noqa: F401 - re-exported
     COMMON_RESPONSES,
+    CREATED_FIELDS,
     DOCS_ASSETS,
     DocsAssetHandler,
     DocsHandler,
@@ -65,6 +66,9 @@ from fraud_app.api.openapi import (  # noqa: F401 - re-exported
     swagger_ui_dir,
 )
 from fraud_app.config import get_settings
+
+if TYPE_CHECKING:
+    from fraud_app.storage import StoredRows
 
 # -- handlers ------------------------------------------------------------------------------------
 
@@ -218,11 +222,6 @@ def _models_payload() -> bytes:
     return _dumps(to_jsonable({"active": get_active_model_name(), "models": models, "invalid": invalid}))
 
 
-#: Fields of a stored prediction returned by ``POST`` (the inputs are left out: the client sent them).
-CREATED_FIELDS = ("id", "created_at", "model", "model_version", "fraud_probability", "is_fraud", "threshold",
-                  "source")
-
-
 class DuplicateKeyError(ValueError):
     """A JSON object names the same key twice."""
 
@@ -309,17 +308,21 @@ def parse_json_body(body: bytes) -> Any:
         raise APIError(400, f"the request body is not valid JSON for this API: {detail}", "body") from None
 
 
-def _created_payload(is_batch: bool) -> Callable[[Any, list[dict[str, Any]]], tuple[bytes, int | None]]:
-    """What the batcher turns a request's stored rows into (in its thread): the 201 body and the id."""
+def _created_single(fitted: Any, stored: StoredRows) -> tuple[bytes, int | None]:
+    """What the batcher turns a single request's stored row into (in its thread): the 201 body and the id."""
+    return _dumps(stored.created()[0]), stored.ids[0]
 
-    def finish(fitted: Any, rows: list[dict[str, Any]]) -> tuple[bytes, int | None]:
-        created = [{key: row[key] for key in CREATED_FIELDS} for row in rows]
-        if is_batch:
-            return _dumps({"model": fitted.name, "model_version": fitted.version, "count": len(created),
-                           "predictions": created}), None
-        return _dumps(created[0]), created[0]["id"]
 
-    return finish
+def _created_batch(fitted: Any, stored: StoredRows) -> tuple[bytes, int | None]:
+    """The same for a batch request (no ``Location``: each row names its id)."""
+    created = stored.created()
+    return _dumps({"model": fitted.name, "model_version": fitted.version, "count": len(created),
+                   "predictions": created}), None
+
+
+def _created_payload(is_batch: bool) -> Callable[[Any, StoredRows], tuple[bytes, int | None]]:
+    """The ``finish`` the batcher runs for a request: :func:`_created_batch` or :func:`_created_single`."""
+    return _created_batch if is_batch else _created_single
 
 
 def _create_predictions(body: bytes | list[bytes], submitted: float | None = None,

@@ -76,9 +76,9 @@ def test_queued_requests_form_one_batch_in_order_with_one_predict_and_one_commit
                                                                                    monkeypatch):
     gate = Gate(monkeypatch)
     commits = []
-    real_insert = storage.insert_predictions
-    monkeypatch.setattr(storage, "insert_predictions",
-                        lambda rows, deadline=None: commits.append(len(rows)) or real_insert(rows, deadline))
+    real_insert = storage.insert_scored
+    monkeypatch.setattr(storage, "insert_scored",
+                        lambda parts, deadline=None: commits.append(sum(map(len, parts))) or real_insert(parts, deadline))
     batcher = MicroBatcher(max_batch=16)
     rows = _distinct(sample_rows, 6)
     leader = threading.Thread(target=batcher.submit, args=(_values(rows[:1]),))
