@@ -137,15 +137,19 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def profile_request(env: dict[str, str], body: bytes, batch_body: bytes, count: int = 300) -> dict:
-    """Where one single-row POST's time goes: each stage of the path, timed in this process (µs, median),
-    with the server's own model and a database of its own. The batch body shows the same for 10,000 rows."""
+    """Where one single-row POST's time goes in its worker thread: each stage of the path, timed in this
+    process (µs, median), with the server's own model and a database of its own. The batch body shows the
+    same for 10,000 rows."""
     saved = dict(os.environ)
     os.environ.update(env)
     try:
         from fraud_app.api.handlers import _created_payload, parse_json_body
         from fraud_app.inference import parse_request
-        from fraud_app.inference.service import _predict, build_rows, get_model
-        from fraud_app.storage import dispose_engines, insert_predictions
+        from fraud_app.inference.service import _predict, get_model
+        from fraud_app.monitoring.aggregates import count_scored
+        from fraud_app.storage import ScoredRows, StoredRows, dispose_engines
+        from fraud_app.storage.repository import _iso, _writer, utcnow
+        from fraud_app.storage.writer import bind_scored
 
         model = get_model(BENCH_MODEL)
 
@@ -161,13 +165,19 @@ def profile_request(env: dict[str, str], body: bytes, batch_body: bytes, count: 
             scores = _predict(model, values)
             out["predict (Booster.predict, 1 thread)"] = time.perf_counter() - t
             t = time.perf_counter()
-            rows = build_rows(model, values, scores, "api")
-            out["build rows"] = time.perf_counter() - t
+            part = ScoredRows(model.name, model.version, model.threshold, "api", values, scores)
+            now = utcnow()
+            counts = count_scored(model.name, model.version, now, "api", part.scores, part.flagged, values)
+            out["count monitoring aggregates (NumPy)"] = time.perf_counter() - t
             t = time.perf_counter()
-            stored = insert_predictions(rows)
-            out["insert + commit (Core executemany)"] = time.perf_counter() - t
+            writer = _writer()
+            params = bind_scored(writer.engine.dialect, part, now)
+            out["bind rows for the driver"] = time.perf_counter() - t
             t = time.perf_counter()
-            _created_payload(is_batch)(model, stored)
+            ids = writer.write(params, counts)
+            out["insert + aggregates upsert + commit"] = time.perf_counter() - t
+            t = time.perf_counter()
+            _created_payload(is_batch)(model, StoredRows(part, ids, _iso(now)))
             out["encode the answer (orjson)"] = time.perf_counter() - t
             return out
 

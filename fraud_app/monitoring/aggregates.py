@@ -85,32 +85,6 @@ def hour_of(moment: datetime) -> datetime:
 
 # -- counting (before the transaction) ------------------------------------------------------------
 
-@dataclass
-class Counts:
-    """Aggregate increments: ``volume[(model, version, hour, source)] = [count, flagged]`` and
-    ``bins[(model, version, hour, feature, bin)] = count``."""
-
-    volume: dict[tuple[str, str, datetime, str], list[int]] = field(default_factory=dict)
-    bins: dict[tuple[str, str, datetime, str, int], int] = field(default_factory=dict)
-
-    def __bool__(self) -> bool:
-        return bool(self.volume or self.bins)
-
-    def add(self, other: Counts) -> Counts:
-        """Add ``other``'s increments to these (a group commit's requests); returns self."""
-        for key, (count, flagged) in other.volume.items():
-            mine = self.volume.get(key)
-            if mine is None:
-                self.volume[key] = [count, flagged]
-            else:
-                mine[0] += count
-                mine[1] += flagged
-        bins = self.bins
-        for key, count in other.bins.items():
-            bins[key] = bins.get(key, 0) + count
-        return self
-
-
 class _Binning:
     """A reference's 29 inputs' cut points as one padded array, so that one NumPy expression bins every
     input of every row: ``bin = number of cut points <= x`` (``np.searchsorted(edges, x, "right")``)."""
@@ -150,6 +124,73 @@ def _binning(reference: dict[str, Any]) -> _Binning:
     return binning
 
 
+@dataclass
+class _Tally:
+    """The bin counts of one model version and hour, as vectors: the score histogram and, when the model
+    has a reference, every (input, bin) in :attr:`_Binning.labels` order."""
+
+    scores: np.ndarray
+    binning: _Binning | None = None
+    inputs: np.ndarray | None = None
+
+    def add(self, other: _Tally) -> None:
+        self.scores = self.scores + other.scores
+        if other.inputs is None:
+            return
+        if self.inputs is None:
+            self.binning, self.inputs = other.binning, other.inputs
+        elif self.binning is other.binning or self.binning.labels == other.binning.labels:
+            self.inputs = self.inputs + other.inputs
+        else:  # pragma: no cover - one model version has one reference
+            raise ValueError("two different references for one model version")
+
+    def entries(self) -> list[tuple[str, int, int]]:
+        """``(feature, bin, count)`` of every non-empty bin, sorted."""
+        out = [(SCORE_FEATURE, b, n) for b, n in enumerate(self.scores.tolist()) if n]
+        if self.inputs is not None:
+            labels, counts = self.binning.labels, self.inputs.tolist()
+            out += [(*labels[i], counts[i]) for i in np.flatnonzero(self.inputs).tolist()]
+        out.sort()
+        return out
+
+
+@dataclass
+class Counts:
+    """Aggregate increments: ``volume[(model, version, hour, source)] = [count, flagged]`` and, per
+    ``(model, version, hour)``, the bin counts as vectors (:meth:`bin_rows` lists the non-empty ones)."""
+
+    volume: dict[tuple[str, str, datetime, str], list[int]] = field(default_factory=dict)
+    tallies: dict[tuple[str, str, datetime], _Tally] = field(default_factory=dict)
+
+    def __bool__(self) -> bool:
+        return bool(self.volume)
+
+    def add(self, other: Counts) -> Counts:
+        """Add ``other``'s increments to these (a group commit's requests); returns self."""
+        for key, (count, flagged) in other.volume.items():
+            mine = self.volume.get(key)
+            if mine is None:
+                self.volume[key] = [count, flagged]
+            else:
+                mine[0] += count
+                mine[1] += flagged
+        for key, tally in other.tallies.items():
+            mine = self.tallies.get(key)
+            if mine is None:
+                self.tallies[key] = _Tally(tally.scores, tally.binning, tally.inputs)
+            else:
+                mine.add(tally)
+        return self
+
+    def volume_rows(self) -> list[tuple]:
+        """``(model, version, hour, source, count, flagged)``, sorted."""
+        return [(*key, n, f) for key, (n, f) in sorted(self.volume.items())]
+
+    def bin_rows(self) -> list[tuple]:
+        """``(model, version, hour, feature, bin, count)`` of every non-empty bin, sorted."""
+        return [(*key, *entry) for key in sorted(self.tallies) for entry in self.tallies[key].entries()]
+
+
 def _count(counts: Counts, model: str, version: str, hour: datetime, source: str, scores: np.ndarray,
            flagged: int, features: np.ndarray | Callable[[], np.ndarray] | None) -> None:
     """Add rows of one model version, hour and source; ``features`` (or a function that builds them) is
@@ -161,22 +202,16 @@ def _count(counts: Counts, model: str, version: str, hour: datetime, source: str
     else:
         volume[0] += len(scores)
         volume[1] += flagged
-    bins = counts.bins
-    histogram = np.bincount(score_bins(scores), minlength=SCORE_BINS)
-    for b in np.flatnonzero(histogram).tolist():
-        k = (model, version, hour, SCORE_FEATURE, b)
-        bins[k] = bins.get(k, 0) + int(histogram[b])
+    tally = _Tally(np.bincount(score_bins(scores), minlength=SCORE_BINS))
     reference = model_reference(model, version or None)
-    if reference is None or features is None:
-        return
-    if callable(features):
-        features = features()
-    binning = _binning(reference)
-    per_bin = binning.counts(features)
-    labels = binning.labels
-    for i in np.flatnonzero(per_bin).tolist():
-        k = (model, version, hour, *labels[i])
-        bins[k] = bins.get(k, 0) + int(per_bin[i])
+    if reference is not None and features is not None:
+        tally.binning = _binning(reference)
+        tally.inputs = tally.binning.counts(features() if callable(features) else features)
+    mine = counts.tallies.get(key[:3])
+    if mine is None:
+        counts.tallies[key[:3]] = tally
+    else:
+        mine.add(tally)
 
 
 def count_scored(model: str, version: str | None, created_at: datetime, source: str, scores: np.ndarray,
@@ -272,12 +307,10 @@ def write_counts(conn: Connection, counts: Counts) -> None:
             out = bound[value] = statements.bind_hour(value)
         return out
 
-    if counts.volume:
-        conn.exec_driver_sql(statements.volume, [(k[0], k[1], hour(k[2]), k[3], n, f)
-                                                 for k, (n, f) in sorted(counts.volume.items())])
-    if counts.bins:
-        conn.exec_driver_sql(statements.bins, [(k[0], k[1], hour(k[2]), k[3], k[4], n)
-                                               for k, n in sorted(counts.bins.items())])
+    conn.exec_driver_sql(statements.volume, [(m, v, hour(h), *rest) for m, v, h, *rest in counts.volume_rows()])
+    bins = counts.bin_rows()
+    if bins:
+        conn.exec_driver_sql(statements.bins, [(m, v, hour(h), *rest) for m, v, h, *rest in bins])
 
 
 def record(conn: Connection, values: Sequence[Mapping[str, Any]]) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import Connection, func, insert, select, text, update
 
 from fraud_app.data import MODEL_FEATURES
 from fraud_app.monitoring.aggregates import Counts, count_rows, count_scored
@@ -90,9 +90,13 @@ def probe_database() -> None:
         conn.execute(text("SELECT 1")).scalar_one()
 
 
-def _writer() -> GroupWriter:
+def _record(conn: Connection, counts: Counts) -> None:
     # ``record_monitoring`` is looked up at each write (a benchmark replaces it to time writes without it)
-    return writer_of(get_engine(), lambda conn, counts: record_monitoring(conn, counts))
+    record_monitoring(conn, counts)
+
+
+def _writer() -> GroupWriter:
+    return writer_of(get_engine(), _record)
 
 
 def insert_predictions(rows: Sequence[Mapping[str, Any]], deadline: float | None = None) -> list[dict[str, Any]]:

@@ -278,10 +278,10 @@ class GroupWriter:
             statement = insert_statement(conn.dialect)
             with conn.begin():
                 if dialect == "postgresql":
-                    if timeout_ms is not None:
+                    if timeout_ms is not None and timeout_ms < busy_timeout_ms() - _TIMEOUT_SLACK_MS:
+                        # less than the connection's own lock_timeout is left of the callers' deadlines
                         conn.exec_driver_sql(f"SET LOCAL lock_timeout = {int(timeout_ms)}")
-                    ids = self._ids_postgres(conn, len(params))
-                    conn.exec_driver_sql(statement.sql_with_id, [(i, *p) for i, p in zip(ids, params, strict=True)])
+                    ids = self._ids_postgres(conn, statement, params)
                 else:
                     ids = self._ids_sqlite(conn, statement, params)
                 self._record(conn, counts)  # the monitoring aggregates, in the same transaction
@@ -301,22 +301,26 @@ class GroupWriter:
 
     @staticmethod
     def _ids_sqlite(conn: Connection, statement: InsertStatement, params: list[tuple]) -> list[int]:
-        """One executemany, then the ids from ``last_insert_rowid()``.
+        """One executemany, then the ids from ``last_insert_rowid()`` (one row: the cursor's ``lastrowid``).
 
         ``INSERT ... RETURNING`` cannot run as one executemany on SQLite. Instead: the writer's
         transaction holds SQLite's write lock, and a table without ``AUTOINCREMENT`` gives each new row
         ``max(rowid) + 1``, so the rows of one executemany get consecutive ids ending at
         ``last_insert_rowid()`` of this connection.
         """
+        if len(params) == 1:
+            return [int(conn.exec_driver_sql(statement.sql, params[0]).lastrowid)]
         conn.exec_driver_sql(statement.sql, params)
         last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
         return list(range(last - len(params) + 1, last + 1))
 
     @staticmethod
-    def _ids_postgres(conn: Connection, n: int) -> list[int]:
-        """``n`` ids drawn from the table's sequence (one round trip); the rows then go in with them in one
-        pipelined executemany (psycopg spends most of a long multi-row ``INSERT ... RETURNING`` splitting
-        its text)."""
+    def _ids_postgres(conn: Connection, statement: InsertStatement, params: list[tuple]) -> list[int]:
+        """One row: ``INSERT ... RETURNING id``. More: their ids drawn from the table's sequence in one round
+        trip, then the rows with them in one pipelined executemany (psycopg spends most of a long multi-row
+        ``INSERT ... RETURNING`` splitting its text)."""
+        if len(params) == 1:
+            return [int(conn.exec_driver_sql(statement.sql + " RETURNING id", params[0]).scalar_one())]
         key = (id(conn.engine), str(conn.engine.url))
         seq = _sequences.get(key)
         if seq is None:
@@ -324,7 +328,9 @@ class GroupWriter:
             if seq is None:
                 raise RuntimeError("predictions.id has no sequence")
             _sequences[key] = seq
-        return sorted(int(i) for i in conn.exec_driver_sql(_NEXTVAL, (seq, n)).scalars())
+        ids = sorted(int(i) for i in conn.exec_driver_sql(_NEXTVAL, (seq, len(params))).scalars())
+        conn.exec_driver_sql(statement.sql_with_id, [(i, *p) for i, p in zip(ids, params, strict=True)])
+        return ids
 
     def _flush(self, group: list[_WriteJob]) -> None:
         now = time.monotonic()
