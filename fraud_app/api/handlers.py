@@ -264,15 +264,37 @@ def _fast_loads(body: bytes) -> Any:
     """
     try:
         payload = orjson.loads(body)
-        keys = _key_count(payload)
-    except (orjson.JSONDecodeError, RecursionError):  # orjson nests deeper than Python may recurse
+    except orjson.JSONDecodeError:
         return None
     compact = body.count(b'":')  # with no `"` + whitespace + `:` in the text, an upper bound of the keys
+    # A quick lower bound of the keys first (the top level and a batch's rows, not what lies inside
+    # them): equal to the upper bound only when no key was dropped, and it is, for every usual request.
+    if compact == _shallow_key_count(payload) and not _spaced_quote(body):
+        return payload
+    try:
+        keys = _key_count(payload)
+    except RecursionError:  # orjson nests deeper than Python may recurse
+        return None
     if compact == keys and _SPACED_KEY_END.search(body) is None:
         return payload
     if len(_KEY_END.findall(body)) == keys:
         return payload
     return None
+
+
+def _shallow_key_count(payload: Any) -> int:
+    """The keys of ``payload`` and of the objects in its ``transactions`` list: at most all its keys."""
+    if type(payload) is not dict:
+        return -1
+    rows = payload.get("transactions")
+    if type(rows) is not list:
+        return len(payload)
+    return len(payload) + sum(len(row) for row in rows if type(row) is dict)
+
+
+def _spaced_quote(body: bytes) -> bool:
+    """True when a ``"`` is followed by JSON whitespace somewhere (four substring scans, no regex)."""
+    return b'" ' in body or b'"\n' in body or b'"\t' in body or b'"\r' in body
 
 
 def parse_json_body(body: bytes) -> Any:
@@ -325,8 +347,42 @@ def _created_payload(is_batch: bool) -> Callable[[Any, StoredRows], tuple[bytes,
     return _created_batch if is_batch else _created_single
 
 
+class LoopAnswer:
+    """What a worker thread resolves a request with (the batcher calls ``done``, ``set_result`` and
+    ``set_exception`` like a ``concurrent.futures.Future``'s): the outcome reaches :attr:`future`, an
+    asyncio future of the event loop, through ONE ``call_soon_threadsafe``; no concurrent Future, its
+    lock and its chaining to the loop per request. Resolved by one thread only (the batch's leader)."""
+
+    __slots__ = ("_loop", "future", "_done")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.future: asyncio.Future = loop.create_future()
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: Any) -> None:
+        self._done = True
+        self._loop.call_soon_threadsafe(_settle, self.future, value, None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._done = True
+        self._loop.call_soon_threadsafe(_settle, self.future, None, exc)
+
+
+def _settle(future: asyncio.Future, value: Any, exc: BaseException | None) -> None:
+    if future.cancelled():  # the handler is gone (the connection closed)
+        return
+    if exc is None:
+        future.set_result(value)
+    else:
+        future.set_exception(exc)
+
+
 def _create_predictions(body: bytes | list[bytes], submitted: float | None = None,
-                        answer: Future | None = None) -> tuple[bytes, int | None] | None:
+                        answer: Future | LoopAnswer | None = None) -> tuple[bytes, int | None] | None:
     """Parse and validate one request body (in a worker thread), then hand it to the micro-batcher.
 
     ``answer`` receives ``(201 body, id of a single row or None)`` once the request's rows are
@@ -408,9 +464,9 @@ class PredictionsHandler(APIHandler):
 
     @endpoint()
     async def post(self) -> None:
-        answer: Future = Future()
+        answer = LoopAnswer(asyncio.get_running_loop())
         api_executor().submit(_create_predictions, self.take_body(), time.monotonic(), answer)
-        payload, new_id = await asyncio.wrap_future(answer)
+        payload, new_id = await answer.future
         if new_id is not None:
             self.set_header("Location", f"/api/predictions/{new_id}")
         self.write_json(payload, status=201)

@@ -113,6 +113,9 @@ class MicroBatcher:
                submitted: float | None = None) -> Future:
         """Queue one validated request; return the future of ``finish(model, rows)`` (or the rows).
 
+        ``future``: what to resolve (default a new ``concurrent.futures.Future``; anything with its
+        ``done``, ``set_result`` and ``set_exception``, e.g. the API's :class:`~fraud_app.api.handlers.LoopAnswer`).
+
         The calling thread leads when the scorer is idle: it then returns only once the queue is
         empty, having answered every request it scored. Callers that must answer their own request
         first await ``future`` (which is resolved as soon as its batch committed), not this call.
