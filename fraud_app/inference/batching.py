@@ -32,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -181,6 +181,7 @@ class MicroBatcher:
         from fraud_app.inference.service import _predict, get_model
         from fraud_app.storage import ScoredRows, insert_scored
         from fraud_app.storage.engine import busy_timeout_ms
+        from fraud_app.storage.writer import inputs_json
 
         with self._cv:
             self.stats.batches += 1
@@ -201,18 +202,26 @@ class MicroBatcher:
         # 2. one predict call per model; each request's rows stay its own part (columnar, no dict per row)
         scored: list[tuple[ScoreJob, Any, ScoredRows]] = []
         for fitted, jobs in by_model.values():
+            texts: list[list[str] | None] = [None] * len(jobs)
             try:
                 values = jobs[0].values if len(jobs) == 1 else np.concatenate([j.values for j in jobs])
-                scores = _predict(fitted, values)
+                if len(values) >= OVERLAP_ROWS:
+                    # the model scores in native code (the GIL released) on another thread, while this one
+                    # writes the rows' inputs as JSON: the two halves of a large batch's work overlap
+                    pending = _helper().submit(_predict, fitted, values)
+                    texts = [inputs_json(job.values) for job in jobs]
+                    scores = pending.result()
+                else:
+                    scores = _predict(fitted, values)
             except Exception as exc:
                 for job in jobs:
                     _fail(job, exc)
                 continue
             start = 0
-            for job in jobs:
+            for job, text in zip(jobs, texts, strict=True):
                 n = len(job.values)
                 scored.append((job, fitted, ScoredRows(fitted.name, fitted.version, fitted.threshold, job.source,
-                                                       job.values, scores[start:start + n])))
+                                                       job.values, scores[start:start + n], text)))
                 start += n
         if not scored:
             self._answer([])
@@ -275,6 +284,20 @@ def _fail(job: ScoreJob, exc: BaseException) -> None:
 
 _lock = threading.Lock()
 _batcher: tuple[int, MicroBatcher] | None = None
+_helper_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+#: A batch of at least this many rows is scored on a helper thread while its inputs are written as JSON.
+OVERLAP_ROWS = 2_000
+
+
+def _helper() -> ThreadPoolExecutor:
+    """One helper thread per process (a new one after a fork) that scores large batches."""
+    global _helper_pool
+    pid = os.getpid()
+    with _lock:
+        if _helper_pool is None or _helper_pool[0] != pid:
+            _helper_pool = (pid, ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraud-score"))
+        return _helper_pool[1]
 
 
 def get_batcher() -> MicroBatcher:

@@ -142,6 +142,8 @@ class ScoredRows:
     features: np.ndarray
     #: ``(n,)`` P(fraud), within [0, 1].
     scores: np.ndarray
+    #: The rows' inputs as JSON text (:func:`inputs_json`), if already made (e.g. while the model scored).
+    texts: list[str] | None = None
     flagged: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -153,13 +155,20 @@ class ScoredRows:
         return len(self.scores)
 
 
+def inputs_json(features: np.ndarray) -> list[str]:
+    """Each row's inputs as the JSON text stored with it: what :func:`~fraud_app.storage.engine.json_serializer`
+    writes for ``dict(zip(MODEL_FEATURES, row))``."""
+    names, dumps = MODEL_FEATURES, orjson.dumps
+    return [dumps(dict(zip(names, row))).decode() for row in features.tolist()]
+
+
 def bind_scored(dialect: Any, part: ScoredRows, created_at: datetime) -> list[tuple]:  # noqa: ANN401
-    """The rows of ``part`` as tuples for the driver, all written at ``created_at`` (the inputs' JSON text is
-    what :func:`~fraud_app.storage.engine.json_serializer` writes for a dict of floats)."""
+    """The rows of ``part`` as tuples for the driver, all written at ``created_at``."""
     head = (insert_statement(dialect).bind_time(created_at), part.model, part.model_version)
-    threshold, source, names, dumps = part.threshold, part.source, MODEL_FEATURES, orjson.dumps
-    return [(*head, dumps(dict(zip(names, row))).decode(), score, flagged, threshold, source)
-            for row, score, flagged in zip(part.features.tolist(), part.scores.tolist(), part.flagged.tolist())]
+    threshold, source = part.threshold, part.source
+    texts = part.texts if part.texts is not None else inputs_json(part.features)
+    return [(*head, text, score, flagged, threshold, source)
+            for text, score, flagged in zip(texts, part.scores.tolist(), part.flagged.tolist(), strict=True)]
 
 
 # -- group commit ---------------------------------------------------------------------------------
