@@ -20,8 +20,9 @@ schema of that database, dropped afterwards):
 3. ``kill -9`` of a second server (all its processes) in the middle of 16 clients' load: every id
    that got a 201 is in the table (SQLite also passes ``PRAGMA integrity_check``);
 4. one 10,000-row batch request: time to score and save (3 requests, median). Goal <= 0.4 s;
-5. a profile of where one request's time goes: each stage of the POST path timed in this process
-   with the same model and body, and the server's CPU per request against the bare server's.
+5. a profile of where one request's time goes: each stage of the POST path's worker thread timed in
+   this process with the same model and body, and each server's CPU per request (sequential and at
+   16 clients), split between its event-loop thread(s) and its other threads.
 
 Prints the table and writes ``bench/results/api.json``.
 """
@@ -71,16 +72,46 @@ def _rows(data: Path, n: int) -> list[dict[str, float]]:
     return [{k: float(v) for k, v in rec.items()} for rec in part.to_dict(orient="records")]
 
 
-def _cpu_seconds(pid: int | None) -> float:
-    """User + system CPU time of a process (all its threads), from /proc."""
+def _processes(pid: int) -> list[int]:
+    """``pid`` and its descendants (``panel serve --num-procs N`` forks its workers)."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(child) for child in task.read_text().split())
+            except OSError:
+                pass
+    return out
+
+
+def _cpu_split(pid: int | None) -> dict[str, float]:
+    """User + system CPU seconds of a server (all its processes, from /proc): its processes' main threads
+    (the event loops) and their other threads (the API's worker threads, the database driver's)."""
+    split = {"event_loop": 0.0, "other_threads": 0.0}
     if pid is None:
-        return 0.0
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return split
+    tick = os.sysconf("SC_CLK_TCK")
+    for process in _processes(pid):
+        for task in Path(f"/proc/{process}/task").iterdir():
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            seconds = (int(fields[11]) + int(fields[12])) / tick
+            split["event_loop" if task.name == str(process) else "other_threads"] += seconds
+    return split
+
+
+def _cpu_per_request(before: dict[str, float], after: dict[str, float], count: int) -> dict[str, float]:
+    per = {name: (after[name] - before[name]) / count * 1e6 for name in before}
+    per["total"] = sum(per.values())
+    return per
 
 
 def sequential(port: int, raw: bytes, count: int, expect: int, pid: int | None = None) -> dict:
-    cpu_before = _cpu_seconds(pid)
+    cpu_before = _cpu_split(pid)
     client = SyncClient(port)
     latencies = []
     bad = 0
@@ -94,19 +125,23 @@ def sequential(port: int, raw: bytes, count: int, expect: int, pid: int | None =
         elapsed = time.perf_counter() - started
     finally:
         client.close()
+    cpu = _cpu_per_request(cpu_before, _cpu_split(pid), count) if pid else None
     return {"requests": count, "seconds": elapsed, "req_per_s": count / elapsed,
             "p50_ms": percentile(latencies, 50) * 1e3, "p99_ms": percentile(latencies, 99) * 1e3,
-            "unexpected_status": bad,
-            "server_cpu_us_per_request": (_cpu_seconds(pid) - cpu_before) / count * 1e6 if pid else None}
+            "unexpected_status": bad, "server_cpu_us_per_request": cpu["total"] if cpu else None,
+            "server_cpu_us_per_request_by_thread": cpu}
 
 
-def concurrent(port: int, raw: bytes, clients: int, per_client: int) -> dict:
+def concurrent(port: int, raw: bytes, clients: int, per_client: int, pid: int | None = None) -> dict:
+    cpu_before = _cpu_split(pid)
     result = run_clients(port, raw, clients, per_client, timeout=300)
     lat = result.latencies
     return {"clients": clients, "requests": len(lat), "seconds": result.elapsed,
             "req_per_s": len(lat) / result.elapsed if result.elapsed else None,
             "p50_ms": percentile(lat, 50) * 1e3, "p99_ms": percentile(lat, 99) * 1e3,
-            "max_ms": max(lat) * 1e3 if lat else None, "statuses": result.statuses, "errors": result.errors[:5]}
+            "max_ms": max(lat) * 1e3 if lat else None, "statuses": result.statuses, "errors": result.errors[:5],
+            "server_cpu_us_per_request_by_thread": _cpu_per_request(cpu_before, _cpu_split(pid), len(lat))
+            if pid and lat else None}
 
 
 def _count(url: str) -> int:
@@ -137,15 +172,19 @@ def _sqlite_path(url: str) -> Path | None:
 
 
 def profile_request(env: dict[str, str], body: bytes, batch_body: bytes, count: int = 300) -> dict:
-    """Where one single-row POST's time goes: each stage of the path, timed in this process (µs, median),
-    with the server's own model and a database of its own. The batch body shows the same for 10,000 rows."""
+    """Where one single-row POST's time goes in its worker thread: each stage of the path, timed in this
+    process (µs, median), with the server's own model and a database of its own. The batch body shows the
+    same for 10,000 rows."""
     saved = dict(os.environ)
     os.environ.update(env)
     try:
         from fraud_app.api.handlers import _created_payload, parse_json_body
         from fraud_app.inference import parse_request
-        from fraud_app.inference.service import _predict, build_rows, get_model
-        from fraud_app.storage import dispose_engines, insert_predictions
+        from fraud_app.inference.service import _predict, get_model
+        from fraud_app.monitoring.aggregates import count_scored
+        from fraud_app.storage import ScoredRows, StoredRows, dispose_engines
+        from fraud_app.storage.repository import _iso, _writer, utcnow
+        from fraud_app.storage.writer import bind_scored
 
         model = get_model(BENCH_MODEL)
 
@@ -161,13 +200,19 @@ def profile_request(env: dict[str, str], body: bytes, batch_body: bytes, count: 
             scores = _predict(model, values)
             out["predict (Booster.predict, 1 thread)"] = time.perf_counter() - t
             t = time.perf_counter()
-            rows = build_rows(model, values, scores, "api")
-            out["build rows"] = time.perf_counter() - t
+            part = ScoredRows(model.name, model.version, model.threshold, "api", values, scores)
+            now = utcnow()
+            counts = count_scored(model.name, model.version, now, "api", part.scores, part.flagged, values)
+            out["count monitoring aggregates (NumPy)"] = time.perf_counter() - t
             t = time.perf_counter()
-            stored = insert_predictions(rows)
-            out["insert + commit (Core executemany)"] = time.perf_counter() - t
+            writer = _writer()
+            params = bind_scored(writer.engine.dialect, part, now)
+            out["bind rows for the driver"] = time.perf_counter() - t
             t = time.perf_counter()
-            _created_payload(is_batch)(model, stored)
+            ids = writer.write(params, counts)
+            out["insert + aggregates upsert + commit"] = time.perf_counter() - t
+            t = time.perf_counter()
+            _created_payload(is_batch)(model, StoredRows(part, ids, _iso(now)))
             out["encode the answer (orjson)"] = time.perf_counter() - t
             return out
 
@@ -210,7 +255,8 @@ def run_setup(label: str, env: dict[str, str], run_dir: Path, model: dict, singl
         for _ in range(args.rounds):
             for name, server in servers.items():
                 seq[name].append(sequential(server.port, single, args.sequential, 201, server.proc.pid))
-        conc = {name: concurrent(server.port, single, 16, args.per_client) for name, server in servers.items()}
+        conc = {name: concurrent(server.port, single, 16, args.per_client, server.proc.pid)
+                for name, server in servers.items()}
         rps = {name: _stats(rounds) for name, rounds in seq.items()}
         part1 = {
             "sequential": seq, "sequential_req_per_s_median": rps, "concurrent16": conc,
@@ -220,6 +266,14 @@ def run_setup(label: str, env: dict[str, str], run_dir: Path, model: dict, singl
             "server_cpu_us_per_request_median": {
                 name: statistics.median(r["server_cpu_us_per_request"] for r in rounds)
                 for name, rounds in seq.items()},
+            # where the server's CPU goes per request: its event-loop thread(s) and its other threads
+            "server_cpu_us_per_request_by_thread": {
+                "sequential": {name: {part: statistics.median(r["server_cpu_us_per_request_by_thread"][part]
+                                                               for r in rounds)
+                                      for part in ("event_loop", "other_threads", "total")}
+                               for name, rounds in seq.items()},
+                "concurrent16": {name: c["server_cpu_us_per_request_by_thread"] for name, c in conc.items()},
+            },
         }
         part1["met"] = {
             "sequential_ratio": part1["sequential_ratio"] >= GOALS["sequential_ratio"],
@@ -331,13 +385,19 @@ def _fmt_table(setup: dict) -> str:
     return "\n".join(lines)
 
 
-def _fmt_profile(profile: dict, cpu: dict) -> str:
-    lines = ["### where a single-row request's time goes (in-process stages, median µs)", "",
+def _fmt_profile(profile: dict) -> str:
+    lines = ["### where a single-row request's time goes", "",
+             "In its worker thread (each stage timed in-process, median µs):", "",
              "| stage | µs |", "|---|---|"]
     lines += [f"| {name} | {us:,.0f} |" for name, us in profile["single_row_us"].items()]
     lines.append(f"| **the stages together** | **{profile['single_row_total_us']:,.0f}** |")
-    lines.append(f"| server CPU per sequential request: app / bare Tornado / Flask | "
-                 f"{cpu['app']:,.0f} / {cpu['bare']:,.0f} / {cpu['flask']:,.0f} |")
+    lines += ["", "In the server (CPU µs per request, from /proc: event-loop thread(s) + other threads = total):", "",
+              "| set-up | load | app | bare Tornado | Flask |", "|---|---|---|---|---|"]
+    for label, by_load in profile["server_cpu_us_per_request"].items():
+        for load, servers in by_load.items():
+            cells = [f"{c['event_loop']:,.0f} + {c['other_threads']:,.0f} = {c['total']:,.0f}" if c else "-"
+                     for c in (servers.get(name) for name in ("app", "bare", "flask"))]
+            lines.append(f"| {label} | {load} | " + " | ".join(cells) + " |")
     lines += ["", "10,000-row batch, stages (ms): " + ", ".join(
         f"{name} {ms:,.0f}" for name, ms in profile["batch_10000_ms"].items())
         + f"; together {profile['batch_10000_total_ms']:,.0f} ms"]
@@ -418,6 +478,8 @@ def main(argv: list[str] | None = None) -> int:
                 conn.execute(text(f'DROP SCHEMA IF EXISTS "flask_{schema}" CASCADE'))
             admin.dispose()
 
+    result["profile"]["server_cpu_us_per_request"] = {
+        setup["label"]: setup["single_row"]["server_cpu_us_per_request_by_thread"] for setup in result["setups"]}
     result["machine"]["load_avg_at_end"] = list(os.getloadavg())
     result["goals_met"] = {setup["label"]: {**setup["single_row"]["met"],
                                             "batch_10000": setup["batch_10000"]["met"],
@@ -428,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for setup in result["setups"]:
         print(_fmt_table(setup) + "\n")
-    print(_fmt_profile(result["profile"], sqlite_setup["single_row"]["server_cpu_us_per_request_median"]))
+    print(_fmt_profile(result["profile"]))
     print(f"\nload average at start {result['machine']['load_avg_at_start']}, at end "
           f"{result['machine']['load_avg_at_end']} (2 cores shared with other work: figures are noisy)")
     print(f"wrote {args.out}")

@@ -37,6 +37,7 @@ Variable                        Default
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 from dataclasses import dataclass
@@ -141,6 +142,20 @@ _VARIABLES = ("FRAUD_APP_HOME", "FRAUD_APP_DATA_DIR", "FRAUD_APP_OUTPUT_DIR", "F
 _cache: tuple[tuple, Settings] | None = None
 
 
+def _environment_key() -> tuple:
+    """The working directory and the raw values of :data:`_VARIABLES` (a few microseconds: read from the
+    environment's own mapping, not through ``os.environ.get``, which costs about 2 µs a name)."""
+    data = getattr(os.environ, "_data", None)
+    if type(data) is dict:
+        return (os.getcwd(), *map(data.get, _encoded_variables()))
+    return (os.getcwd(), *(os.environ.get(name) for name in _VARIABLES))
+
+
+@functools.cache
+def _encoded_variables() -> tuple:
+    return tuple(os.environ.encodekey(name) for name in _VARIABLES)
+
+
 def get_settings() -> Settings:
     """The settings from the environment, with the defaults applied.
 
@@ -148,7 +163,7 @@ def get_settings() -> Settings:
     the last call, so hot paths (every API request) may call it freely.
     """
     global _cache
-    key = (os.getcwd(), *(os.environ.get(name) for name in _VARIABLES))
+    key = _environment_key()
     cached = _cache
     if cached is not None and cached[0] == key:
         return cached[1]

@@ -170,8 +170,8 @@ ERROR_TABLE: dict[str, ErrorRule] = {
     "fraud_app.models.errors.ModelNotFoundError": ErrorRule(404, "model", _model_missing),
     "fraud_app.models.errors.ModelLoadError": ErrorRule(503, "model", _model_broken),
     "fraud_app.inference.service.NoModelError": ErrorRule(503),
-    "fraud_app.storage.repository.DatabaseBusyError": ErrorRule(503, None, lambda e: f"{e}; retry shortly", True),
-    "fraud_app.storage.repository.DatabaseUnavailableError": ErrorRule(503, None, _database_failed, True),
+    "fraud_app.storage.writer.DatabaseBusyError": ErrorRule(503, None, lambda e: f"{e}; retry shortly", True),
+    "fraud_app.storage.writer.DatabaseUnavailableError": ErrorRule(503, None, _database_failed, True),
 }
 
 

@@ -2,7 +2,8 @@
 
 Every route is declared once in :data:`ROUTE_TABLE` (adding one is one line there); the Tornado
 :data:`ROUTES` and the OpenAPI document (:func:`fraud_app.api.openapi.openapi_document`) are both
-generated from it. The base handler, the errors and the executors live in :mod:`fraud_app.api.base`
+generated from it. The base handler, the errors and the executors live in :mod:`fraud_app.api.base`,
+the decoding of request bodies in :mod:`fraud_app.api.body`
 (re-exported here: ``from fraud_app.api.handlers import APIHandler, APIError`` keeps working).
 
 ``POST /api/predictions`` is parsed and validated in a worker thread, then scored and saved by the
@@ -13,17 +14,13 @@ process's micro-batcher (:mod:`fraud_app.inference.batching`): concurrent reques
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import re
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import orjson
 from tornado.web import RequestHandler
 
 from fraud_app import __version__
@@ -56,8 +53,15 @@ from fraud_app.api.base import (  # noqa: F401 - re-exported for handlers define
     log,
     run_blocking,
 )
+from fraud_app.api.body import (  # noqa: F401 - re-exported
+    DuplicateKeyError,
+    _fast_loads,
+    _key_count,
+    parse_json_body,
+)
 from fraud_app.api.openapi import (  # noqa: F401 - re-exported
     COMMON_RESPONSES,
+    CREATED_FIELDS,
     DOCS_ASSETS,
     DocsAssetHandler,
     DocsHandler,
@@ -65,6 +69,9 @@ from fraud_app.api.openapi import (  # noqa: F401 - re-exported
     swagger_ui_dir,
 )
 from fraud_app.config import get_settings
+
+if TYPE_CHECKING:
+    from fraud_app.storage import StoredRows
 
 # -- handlers ------------------------------------------------------------------------------------
 
@@ -218,112 +225,59 @@ def _models_payload() -> bytes:
     return _dumps(to_jsonable({"active": get_active_model_name(), "models": models, "invalid": invalid}))
 
 
-#: Fields of a stored prediction returned by ``POST`` (the inputs are left out: the client sent them).
-CREATED_FIELDS = ("id", "created_at", "model", "model_version", "fraud_probability", "is_fraud", "threshold",
-                  "source")
+def _created_single(fitted: Any, stored: StoredRows) -> tuple[bytes, int | None]:
+    """What the batcher turns a single request's stored row into (in its thread): the 201 body and the id."""
+    return _dumps(stored.created()[0]), stored.ids[0]
 
 
-class DuplicateKeyError(ValueError):
-    """A JSON object names the same key twice."""
-
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    result = dict(pairs)
-    if len(result) != len(pairs):
-        seen: set[str] = set()
-        for key, _ in pairs:
-            if key in seen:
-                raise DuplicateKeyError(key)
-            seen.add(key)
-    return result
+def _created_batch(fitted: Any, stored: StoredRows) -> tuple[bytes, int | None]:
+    """The same for a batch request (no ``Location``: each row names its id)."""
+    created = stored.created()
+    return _dumps({"model": fitted.name, "model_version": fitted.version, "count": len(created),
+                   "predictions": created}), None
 
 
-_KEY_END = re.compile(rb'"\s*:')
-_SPACED_KEY_END = re.compile(rb'"\s+:')
+def _created_payload(is_batch: bool) -> Callable[[Any, StoredRows], tuple[bytes, int | None]]:
+    """The ``finish`` the batcher runs for a request: :func:`_created_batch` or :func:`_created_single`."""
+    return _created_batch if is_batch else _created_single
 
 
-def _key_count(value: Any) -> int:
-    """How many object keys a decoded JSON value holds, all levels."""
-    if type(value) is dict:
-        return len(value) + sum(_key_count(v) for v in value.values() if type(v) in (dict, list))
-    if type(value) is list:
-        return sum(_key_count(v) for v in value if type(v) in (dict, list))
-    return 0
+class LoopAnswer:
+    """What a worker thread resolves a request with (the batcher calls ``done``, ``set_result`` and
+    ``set_exception`` like a ``concurrent.futures.Future``'s): the outcome reaches :attr:`future`, an
+    asyncio future of the event loop, through ONE ``call_soon_threadsafe``; no concurrent Future, its
+    lock and its chaining to the loop per request. Resolved by one thread only (the batch's leader)."""
+
+    __slots__ = ("_loop", "future", "_done")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.future: asyncio.Future = loop.create_future()
+        self._done = False
+
+    def done(self) -> bool:
+        return self._done
+
+    def set_result(self, value: Any) -> None:
+        self._done = True
+        self._loop.call_soon_threadsafe(_settle, self.future, value, None)
+
+    def set_exception(self, exc: BaseException) -> None:
+        self._done = True
+        self._loop.call_soon_threadsafe(_settle, self.future, None, exc)
 
 
-def _fast_loads(body: bytes) -> Any:
-    """orjson's decoding of ``body``, or ``None`` when the exact (stdlib) path must decide.
-
-    orjson keeps the last of duplicate keys silently, so its result is used only when no key can
-    have been dropped: every key in the text ends with ``"`` then ``:``, so when the text holds no
-    more such ends than the decoded objects hold keys, no key was given twice. Anything orjson
-    refuses (bad JSON, NaN, huge integers, deep nesting) goes to the stdlib path for its error.
-    """
-    try:
-        payload = orjson.loads(body)
-        keys = _key_count(payload)
-    except (orjson.JSONDecodeError, RecursionError):  # orjson nests deeper than Python may recurse
-        return None
-    compact = body.count(b'":')  # with no `"` + whitespace + `:` in the text, an upper bound of the keys
-    if compact == keys and _SPACED_KEY_END.search(body) is None:
-        return payload
-    if len(_KEY_END.findall(body)) == keys:
-        return payload
-    return None
-
-
-def parse_json_body(body: bytes) -> Any:
-    """Decode a request body; 400 naming the problem (bad JSON, a duplicate key, a huge number, nesting)."""
-    if not body.strip():
-        raise APIError(400, "empty request body: send a JSON object with the 29 model inputs", "body")
-    if body[:1] in (b"{", b"[") or body.lstrip()[:1] in (b"{", b"["):
-        payload = _fast_loads(body)
-        if payload is not None:
-            return payload
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise APIError(400, f"the request body is not UTF-8 text (undecodable byte at offset {exc.start})",
-                       "body") from None
-    try:
-        return json.loads(text, object_pairs_hook=_no_duplicates)
-    except DuplicateKeyError as exc:
-        raise APIError(400, f"the request body names the key {exc.key[:60]!r} twice in one object; "
-                            "give each key once", exc.key[:60]) from None
-    except json.JSONDecodeError as exc:
-        raise APIError(400, f"the request body is not valid JSON: {exc.msg} (line {exc.lineno}, "
-                            f"column {exc.colno})", "body") from None
-    except RecursionError:
-        raise APIError(400, "the request body is not valid JSON for this API: it is nested too deeply", "body") \
-            from None
-    except ValueError as exc:  # e.g. an integer literal with thousands of digits
-        detail = str(exc)
-        if "digits" in detail:
-            detail = ("a number has too many digits (Python refuses integers of more than "
-                      f"{sys.get_int_max_str_digits()} digits); model inputs must lie within "
-                      "+/-3.4e38")
-        raise APIError(400, f"the request body is not valid JSON for this API: {detail}", "body") from None
-
-
-def _created_payload(is_batch: bool) -> Callable[[Any, list[dict[str, Any]]], tuple[bytes, int | None]]:
-    """What the batcher turns a request's stored rows into (in its thread): the 201 body and the id."""
-
-    def finish(fitted: Any, rows: list[dict[str, Any]]) -> tuple[bytes, int | None]:
-        created = [{key: row[key] for key in CREATED_FIELDS} for row in rows]
-        if is_batch:
-            return _dumps({"model": fitted.name, "model_version": fitted.version, "count": len(created),
-                           "predictions": created}), None
-        return _dumps(created[0]), created[0]["id"]
-
-    return finish
+def _settle(future: asyncio.Future, value: Any, exc: BaseException | None) -> None:
+    if future.cancelled():  # the handler is gone (the connection closed)
+        return
+    if exc is None:
+        future.set_result(value)
+    else:
+        future.set_exception(exc)
 
 
 def _create_predictions(body: bytes | list[bytes], submitted: float | None = None,
-                        answer: Future | None = None) -> tuple[bytes, int | None] | None:
+                        answer: Future | LoopAnswer | None = None) -> tuple[bytes, int | None] | None:
     """Parse and validate one request body (in a worker thread), then hand it to the micro-batcher.
 
     ``answer`` receives ``(201 body, id of a single row or None)`` once the request's rows are
@@ -405,9 +359,9 @@ class PredictionsHandler(APIHandler):
 
     @endpoint()
     async def post(self) -> None:
-        answer: Future = Future()
+        answer = LoopAnswer(asyncio.get_running_loop())
         api_executor().submit(_create_predictions, self.take_body(), time.monotonic(), answer)
-        payload, new_id = await asyncio.wrap_future(answer)
+        payload, new_id = await answer.future
         if new_id is not None:
             self.set_header("Location", f"/api/predictions/{new_id}")
         self.write_json(payload, status=201)

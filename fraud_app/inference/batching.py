@@ -11,7 +11,8 @@ with the leader/follower pattern of group commit:
   as the next batch, and so on until the queue is empty;
 * a batch is scored with **one** ``predict`` call per model (LightGBM's ``Booster.predict`` on the
   stacked float64 NumPy rows), and all its rows are written in **one** transaction
-  (:func:`fraud_app.storage.insert_predictions`: Core ``insert()``, executemany);
+  (:func:`fraud_app.storage.insert_scored`: the rows bound for the driver straight from the arrays,
+  one executemany, the monitoring aggregates counted with NumPy before the transaction);
 * each request is answered only after that transaction committed, so an acknowledged row is
   durable; a request whose own model cannot be used fails alone (its input was validated before it
   joined); a database failure fails exactly the requests of that batch, and the next batch starts
@@ -31,7 +32,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,8 +42,9 @@ from fraud_app.config import get_settings
 
 log = logging.getLogger(__name__)
 
-#: What a finished request resolves to: ``finish(model, stored_rows)``, or the stored rows themselves.
-Finish = Callable[[Any, list[dict[str, Any]]], Any]
+#: What a finished request resolves to: ``finish(model, stored)`` (``stored``: its
+#: :class:`~fraud_app.storage.StoredRows`), or the stored rows themselves as dicts.
+Finish = Callable[[Any, Any], Any]
 
 
 @dataclass
@@ -111,6 +113,9 @@ class MicroBatcher:
                submitted: float | None = None) -> Future:
         """Queue one validated request; return the future of ``finish(model, rows)`` (or the rows).
 
+        ``future``: what to resolve (default a new ``concurrent.futures.Future``; anything with its
+        ``done``, ``set_result`` and ``set_exception``, e.g. the API's :class:`~fraud_app.api.handlers.LoopAnswer`).
+
         The calling thread leads when the scorer is idle: it then returns only once the queue is
         empty, having answered every request it scored. Callers that must answer their own request
         first await ``future`` (which is resolved as soon as its batch committed), not this call.
@@ -173,9 +178,10 @@ class MicroBatcher:
     def _run(self, batch: list[ScoreJob], alone: bool = False) -> None:
         """Score ``batch`` (one predict per model) and save it in one transaction; resolve every future."""
         started = time.monotonic()
-        from fraud_app.inference.service import _predict, build_rows, get_model
-        from fraud_app.storage import insert_predictions
+        from fraud_app.inference.service import _predict, get_model
+        from fraud_app.storage import ScoredRows, insert_scored
         from fraud_app.storage.engine import busy_timeout_ms
+        from fraud_app.storage.writer import inputs_json
 
         with self._cv:
             self.stats.batches += 1
@@ -193,26 +199,34 @@ class MicroBatcher:
                 _fail(job, exc)
                 continue
             by_model.setdefault(id(fitted), (fitted, []))[1].append(job)
-        # 2. one predict call per model
-        scored: list[tuple[ScoreJob, Any, list[dict[str, Any]]]] = []
+        # 2. one predict call per model; each request's rows stay its own part (columnar, no dict per row)
+        scored: list[tuple[ScoreJob, Any, ScoredRows]] = []
         for fitted, jobs in by_model.values():
+            texts: list[list[str] | None] = [None] * len(jobs)
             try:
                 values = jobs[0].values if len(jobs) == 1 else np.concatenate([j.values for j in jobs])
-                scores = _predict(fitted, values)
+                if len(values) >= OVERLAP_ROWS:
+                    # the model scores in native code (the GIL released) on another thread, while this one
+                    # writes the rows' inputs as JSON: the two halves of a large batch's work overlap
+                    pending = _helper().submit(_predict, fitted, values)
+                    texts = [inputs_json(job.values) for job in jobs]
+                    scores = pending.result()
+                else:
+                    scores = _predict(fitted, values)
             except Exception as exc:
                 for job in jobs:
                     _fail(job, exc)
                 continue
             start = 0
-            for job in jobs:
+            for job, text in zip(jobs, texts, strict=True):
                 n = len(job.values)
-                scored.append((job, fitted, build_rows(fitted, job.values, scores[start:start + n], job.source)))
+                scored.append((job, fitted, ScoredRows(fitted.name, fitted.version, fitted.threshold, job.source,
+                                                       job.values, scores[start:start + n], text)))
                 start += n
         if not scored:
             self._answer([])
             return
         # 3. one transaction for the whole batch (group commit)
-        rows = [row for _, _, job_rows in scored for row in job_rows]
         # FRAUD_APP_DB_BUSY_TIMEOUT bounds each request's wait for the database, counted from its
         # submission: the writes of the batches ahead of it (or, batching off, its wait for a worker
         # thread) spend it; loading a model or scoring does not.
@@ -224,7 +238,8 @@ class MicroBatcher:
                 self._db_since = time.monotonic()
             spent = max(clock - job.db_mark for job, _, _ in scored)
         try:
-            stored = insert_predictions(rows, deadline=time.monotonic() + max(0.1, busy_timeout_ms() / 1000 - spent))
+            stored = insert_scored([part for _, _, part in scored],
+                                   deadline=time.monotonic() + max(0.1, busy_timeout_ms() / 1000 - spent))
         except Exception as exc:
             self._end_write(alone)
             with self._cv:
@@ -234,12 +249,9 @@ class MicroBatcher:
         self._end_write(alone)
         # 4. answer each request with its own rows, in its order
         answers: list[tuple[ScoreJob, Any, bool]] = []
-        start = 0
-        for job, fitted, job_rows in scored:
-            own = stored[start:start + len(job_rows)]
-            start += len(job_rows)
+        for (job, fitted, _), own in zip(scored, stored, strict=True):
             try:
-                answers.append((job, job.finish(fitted, own) if job.finish is not None else own, True))
+                answers.append((job, job.finish(fitted, own) if job.finish is not None else own.rows(), True))
             except Exception as exc:
                 answers.append((job, exc, False))
         self._answer(answers)
@@ -272,6 +284,20 @@ def _fail(job: ScoreJob, exc: BaseException) -> None:
 
 _lock = threading.Lock()
 _batcher: tuple[int, MicroBatcher] | None = None
+_helper_pool: tuple[int, ThreadPoolExecutor] | None = None
+
+#: A batch of at least this many rows is scored on a helper thread while its inputs are written as JSON.
+OVERLAP_ROWS = 2_000
+
+
+def _helper() -> ThreadPoolExecutor:
+    """One helper thread per process (a new one after a fork) that scores large batches."""
+    global _helper_pool
+    pid = os.getpid()
+    with _lock:
+        if _helper_pool is None or _helper_pool[0] != pid:
+            _helper_pool = (pid, ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraud-score"))
+        return _helper_pool[1]
 
 
 def get_batcher() -> MicroBatcher:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
+import operator
 from collections.abc import Mapping, Sequence
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -24,6 +26,10 @@ _FEATURE_SET = frozenset(MODEL_FEATURES)
 _N_FEATURES = len(MODEL_FEATURES)
 _FEATURE_INDEX = {name: i for i, name in enumerate(MODEL_FEATURES)}
 _AMOUNT_INDEX = _FEATURE_INDEX["amount"]
+#: A clean row's 29 inputs, in MODEL_FEATURES order.
+_INPUTS = operator.itemgetter(*MODEL_FEATURES)
+#: The types a decoded JSON number has (``bool`` is a subclass of ``int`` but not one of these).
+_NUMBER_TYPES = frozenset({float, int})
 
 
 def feature_bounds(name: str) -> tuple[float, float]:
@@ -167,10 +173,10 @@ def _clean_batch(transactions: Sequence[Any]) -> np.ndarray | None:
     if not all(type(row) is dict and len(row) == _N_FEATURES for row in transactions):
         return None
     try:
-        matrix = [[row[name] for name in MODEL_FEATURES] for row in transactions]
+        matrix = list(map(_INPUTS, transactions))
     except KeyError:
         return None
-    if not all(type(v) is float or type(v) is int for row in matrix for v in row):
+    if not _NUMBER_TYPES.issuperset(map(type, chain.from_iterable(matrix))):
         return None
     try:
         values = np.array(matrix, dtype=np.float64)

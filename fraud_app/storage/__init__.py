@@ -11,9 +11,12 @@ from fraud_app.storage.repository import (
     TRAINING_RUN_FIELDS,
     DatabaseBusyError,
     DatabaseUnavailableError,
+    ScoredRows,
+    StoredRows,
     count_predictions,
     get_prediction,
     insert_predictions,
+    insert_scored,
     list_predictions,
     list_training_runs,
     probe_database,
@@ -26,7 +29,7 @@ from fraud_app.storage.tables import LABELS, SOURCES, metadata, predictions, tra
 
 __all__ = [
     "LABELS", "PREDICTION_FIELDS", "SOURCES", "TRAINING_RUN_FIELDS", "DatabaseBusyError", "DatabaseUnavailableError",
-    "count_predictions", "database_url", "dispose_engines", "get_engine", "get_prediction", "init_db",
-    "insert_predictions", "list_predictions", "list_training_runs", "metadata", "predictions",
+    "ScoredRows", "StoredRows", "count_predictions", "database_url", "dispose_engines", "get_engine", "get_prediction", "init_db",
+    "insert_predictions", "insert_scored", "list_predictions", "list_training_runs", "metadata", "predictions",
     "probe_database", "record_training_run", "set_label", "to_jsonable", "training_runs", "write_wait_seconds",
 ]

@@ -136,7 +136,7 @@ def get_engine(url: str | None = None) -> Engine:
     with _lock:
         inherited = [k for k in _engines if k[0] != pid]
         if inherited:
-            from fraud_app.storage.repository import close_writers
+            from fraud_app.storage.writer import close_writers
 
             close_writers()  # forgets the parent's writers without touching their connections
         for stale in inherited:
@@ -161,7 +161,7 @@ def init_db(url: str | None = None) -> Engine:
 
 def dispose_engines() -> None:
     """Close every engine of this process (tests, shutdown)."""
-    from fraud_app.storage.repository import close_writers
+    from fraud_app.storage.writer import close_writers
 
     close_writers()
     with _lock:

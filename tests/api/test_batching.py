@@ -76,9 +76,9 @@ def test_queued_requests_form_one_batch_in_order_with_one_predict_and_one_commit
                                                                                    monkeypatch):
     gate = Gate(monkeypatch)
     commits = []
-    real_insert = storage.insert_predictions
-    monkeypatch.setattr(storage, "insert_predictions",
-                        lambda rows, deadline=None: commits.append(len(rows)) or real_insert(rows, deadline))
+    real_insert = storage.insert_scored
+    monkeypatch.setattr(storage, "insert_scored",
+                        lambda parts, deadline=None: commits.append(sum(map(len, parts))) or real_insert(parts, deadline))
     batcher = MicroBatcher(max_batch=16)
     rows = _distinct(sample_rows, 6)
     leader = threading.Thread(target=batcher.submit, args=(_values(rows[:1]),))
@@ -276,3 +276,18 @@ def test_a_batch_holds_at_most_max_batch_requests(saved_model, sample_rows, monk
     assert all(len(f.result(20)) == 1 for f in queued)
     assert list(batcher.stats.sizes) == [1, 4, 4, 1], "at most max_batch requests per batch"
     assert batching.get_batcher() is batching.get_batcher()
+
+
+def test_a_large_batch_is_scored_on_the_helper_thread_while_its_inputs_are_encoded(saved_model, monkeypatch):
+    from fraud_app.data import make_synthetic
+
+    gate = Gate(monkeypatch)
+    gate.release()
+    values = make_synthetic(batching.OVERLAP_ROWS + 5, 0.1, 3)[MODEL_FEATURES].to_numpy(dtype=np.float64)
+    stored = MicroBatcher(max_batch=8).submit(values).result(60)
+    assert [name.startswith("fraud-score") for name, _ in gate.calls] == [True]
+    expected = service._predict(service.get_model(), values)
+    assert [row["fraud_probability"] for row in stored] == expected.tolist()
+    assert stored[-1]["features"] == dict(zip(MODEL_FEATURES, values[-1].tolist(), strict=True))
+    again = storage.get_prediction(stored[-1]["id"])
+    assert again["features"] == stored[-1]["features"] and storage.count_predictions() == len(values)

@@ -117,7 +117,11 @@ def test_adding_a_route_is_one_line(monkeypatch):
 
 
 @pytest.mark.parametrize("payload", [b'{"a": 1, "a": 2}', b'{"feature1": 1, "x": {"b": 1, "b": 2}}',
-                                     b'{"a": 1, "a" : 2}', b'{"t": [{"a": 1}, {"a": 1, "a": 1}]}'])
+                                     b'{"a": 1, "a" : 2}', b'{"t": [{"a": 1}, {"a": 1, "a": 1}]}',
+                                     b'{"transactions":[{"a":1},{"a":1,"a":1}]}',
+                                     b'{"transactions":[{"a":{"b":1,"b":2}}]}',
+                                     b'{"transactions":[{"a":1}],"transactions":[{"a":1}]}',
+                                     b'{"transactions":[{"a":1,"b":"x\\":"}],"a":1,"a":2}'])
 def test_duplicate_keys_are_caught_on_the_fast_path(payload):
     from fraud_app.api.base import APIError
     from fraud_app.api.handlers import parse_json_body
