@@ -185,13 +185,24 @@ async def _health(details: bool) -> dict[str, Any]:
 
 
 def _dataset_info() -> dict[str, Any]:
-    from fraud_app.data import DataNotFoundError, load_transactions
+    """Rows and frauds of the app's data set: the shared frame, or a lazy set's footers and cached summary.
+
+    A health check never computes a lazy set's summary (a pass over every row on the cluster):
+    until the app has it, the answer holds the rows and partitions its footers give.
+    """
+    from fraud_app.data import DataNotFoundError, LazyDataset
+    from fraud_app.data.service import cached_info, current_dataset, current_info
 
     try:
-        frame = load_transactions()
+        dataset = current_dataset()
     except DataNotFoundError as exc:
         return {"rows": None, "detail": str(exc)}
-    return {"rows": len(frame), "frauds": int(frame["is_fraud"].sum())}
+    if isinstance(dataset, LazyDataset):
+        info = cached_info(dataset)
+        lazy = {"lazy": True, "partitions": dataset.partitions}
+        return {"rows": dataset.rows, **lazy} if info is None else {"rows": info.rows, "frauds": info.frauds, **lazy}
+    info = current_info(dataset)
+    return {"rows": info.rows, "frauds": info.frauds}
 
 
 def _model_info() -> dict[str, Any] | None:

@@ -149,3 +149,21 @@ def test_the_inference_reference_comes_from_sampled_partitions(lazy_state: AppSt
     assert set(data.reference) >= {"amount", "feature1"} and len(data.fraud_rows) > 0
     assert random_transaction("fraud", rng=1).is_fraud
     assert loader.load_count == before
+
+
+def test_the_detailed_health_check_reports_a_lazy_set_from_its_footers_and_cached_summary(lazy_env: Path) -> None:
+    from fraud_app.api.handlers import _dataset_info
+
+    data_service.clear()
+    before = loader.load_count
+    # Before the app has the summary: the footers' rows and partitions, no pass over the data.
+    assert _dataset_info() == {"rows": ROWS, "lazy": True, "partitions": PARTITIONS}
+    assert loader.load_count == before
+
+
+def test_the_detailed_health_check_reports_a_lazy_sets_frauds_once_the_app_has_its_summary(
+        lazy_state: AppState) -> None:
+    from fraud_app.api.handlers import _dataset_info
+
+    assert _dataset_info() == {"rows": ROWS, "frauds": lazy_state.dataset_info.frauds, "lazy": True,
+                               "partitions": PARTITIONS}
