@@ -60,11 +60,19 @@ class AggregatorModel(FraudModel):
     With out-of-fold thresholds every member computes its own out-of-fold scores on the
     aggregator's folds (so no member saw the rows it scores), the aggregator averages them,
     calibrates and chooses its threshold on that average, and each member then fits on all rows.
+
+    ``selection="oof"`` (default): before the threshold, the aggregator compares, on those same
+    out-of-fold (or validation) scores, the declared mix with each member alone and keeps the best
+    ((PR-AUC + best F1) / 2; a tie keeps the mix). The chosen weights are in
+    ``fit_info["chosen_weights"]`` and saved with the model; a member of weight 0 is not run when
+    scoring. Aggregators saved before this parameter existed load as ``"fixed"``.
     """
 
     kind: ClassVar[str] = "aggregator"
     file_format: ClassVar[str] = "members"
     contribution_space: ClassVar[str] = "probability"
+    #: Aggregators saved before ``selection`` existed always used their declared mix.
+    legacy_params: ClassVar[dict[str, Any]] = {**FraudModel.legacy_params, "selection": "fixed"}
 
     class Params(ModelParams):
         """Hyper-parameters of the aggregator: its members and their weights."""
