@@ -215,7 +215,8 @@ def main(argv: list[str] | None = None) -> int:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=len(splits)) as pool:
-            futures = {split: pool.submit(_run_split, args.data, kinds, seeds, split, args.folds, params) for split in splits}
+            futures = {split: pool.submit(_run_split, args.data, kinds, seeds, split, args.folds, params)
+                       for split in splits}
             reports = {split: future.result() for split, future in futures.items()}
     else:
         for split in splits:
