@@ -1,7 +1,7 @@
 """Benchmark: the model kinds on the real data set, under a stratified random and a time-ordered split.
 
     .venv/bin/python -m bench.bench_models [--data data/creditcard.parquet] [--seeds 0-4] [--models ...]
-                                           [--split both|random|time] [--folds 5]
+                                           [--split both|random|time] [--folds 5] [--threads 1]
 
 Random split: for each seed the data is split 80/20 (stratified, seeded). Time split: train on the
 earliest 80 % of transactions, test on the latest 20 % (the same rows for every seed; the seed
@@ -18,6 +18,9 @@ fit). Before the protocol, LightGBM's fit on the seed-0 training part (227,845 r
 its own (``--fit-repeats``): the final fit alone (one model on all training rows, what issue #13's
 "fit on the full training part" target measures) and the whole out-of-fold ``fit``. The machine is
 shared, so the load average is recorded before, after, and with each timed fit.
+
+``--threads N`` sets ``n_jobs`` of every LightGBM and forest fit, aggregator members included (one
+thread per process on a shared machine; the models are the same as with two threads here).
 
 The random forest is not in the default kinds: on this 2-core machine its out-of-fold fit costs
 several minutes per seed (six forests); pass ``--models decision_tree,lightgbm,random_forest,aggregator``
