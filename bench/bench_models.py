@@ -1,7 +1,7 @@
 """Benchmark: the model kinds on the real data set, under a stratified random and a time-ordered split.
 
     .venv/bin/python -m bench.bench_models [--data data/creditcard.parquet] [--seeds 0-4] [--models ...]
-                                           [--split both|random|time] [--folds 5]
+                                           [--split both|random|time] [--folds 5] [--threads 1]
 
 Random split: for each seed the data is split 80/20 (stratified, seeded). Time split: train on the
 earliest 80 % of transactions, test on the latest 20 % (the same rows for every seed; the seed
@@ -18,6 +18,9 @@ fit). Before the protocol, LightGBM's fit on the seed-0 training part (227,845 r
 its own (``--fit-repeats``): the final fit alone (one model on all training rows, what issue #13's
 "fit on the full training part" target measures) and the whole out-of-fold ``fit``. The machine is
 shared, so the load average is recorded before, after, and with each timed fit.
+
+``--threads N`` sets ``n_jobs`` of every LightGBM and forest fit, aggregator members included (one
+thread per process on a shared machine; the models are the same as with two threads here).
 
 The random forest is not in the default kinds: on this 2-core machine its out-of-fold fit costs
 several minutes per seed (six forests); pass ``--models decision_tree,lightgbm,random_forest,aggregator``
@@ -132,7 +135,27 @@ def _update_timing(args: argparse.Namespace, frame, argv: list[str] | None) -> i
     return 0
 
 
-def _run_split(path: Path, kinds: list[str], seeds: list[int], split: str, folds: int) -> dict:
+def thread_params(kinds: list[str], threads: int | None) -> dict[str, dict]:
+    """Per-kind parameters that set every multi-threaded estimator (aggregator members too) to ``threads``."""
+    from fraud_app.models import model_class
+
+    if not threads:
+        return {}
+    out: dict[str, dict] = {}
+    for kind in kinds:
+        if "n_jobs" in model_class(kind).default_params:
+            out[kind] = {"n_jobs": threads}
+        elif kind == "aggregator":
+            members = [m if isinstance(m, dict) else {"kind": m, "params": {}}
+                       for m in model_class(kind).Params.param["members"].default]
+            out[kind] = {"members": [
+                {"kind": m["kind"], "params": {**m.get("params", {}), "n_jobs": threads}}
+                if "n_jobs" in model_class(m["kind"]).default_params else m for m in members]}
+    return out
+
+
+def _run_split(path: Path, kinds: list[str], seeds: list[int], split: str, folds: int,
+               params: dict | None = None) -> dict:
     """One split's benchmark in a worker process (reads the data itself)."""
     from fraud_app.data import fingerprint, read_transactions_file
     from fraud_app.training.benchmark import run_benchmark
@@ -140,7 +163,8 @@ def _run_split(path: Path, kinds: list[str], seeds: list[int], split: str, folds
     frame = read_transactions_file(path)
     frame.attrs["source"] = str(path)
     frame.attrs["fingerprint"] = fingerprint(frame)
-    return run_benchmark(frame, kinds, seeds, echo=lambda line: print(line, flush=True), split=split, folds=folds)
+    return run_benchmark(frame, kinds, seeds, params, echo=lambda line: print(line, flush=True), split=split,
+                         folds=folds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,6 +181,9 @@ def main(argv: list[str] | None = None) -> int:
                              "per-run fit seconds then include the other process's load)")
     parser.add_argument("--fit-repeats", type=int, default=1,
                         help="timed LightGBM fits on the seed-0 80 %% before the protocol (0 = skip)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of every LightGBM / forest fit, aggregator members included (default: "
+                             "each kind's n_jobs); 1 on a shared machine")
     parser.add_argument("--out", type=Path, default=RESULTS / "models.json", help="where to write the JSON result")
     parser.add_argument("--timing-only", action="store_true",
                         help="only time the LightGBM fits (--fit-repeats times) and update them and the targets "
@@ -185,16 +212,18 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     timing = time_lightgbm_fit(frame, args.fit_repeats) if args.fit_repeats > 0 else None
     splits = ("random", "time") if args.split == "both" else (args.split,)
+    params = thread_params(kinds, args.threads)
     reports = {}
     if args.parallel and len(splits) > 1:
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=len(splits)) as pool:
-            futures = {split: pool.submit(_run_split, args.data, kinds, seeds, split, args.folds) for split in splits}
+            futures = {split: pool.submit(_run_split, args.data, kinds, seeds, split, args.folds, params)
+                       for split in splits}
             reports = {split: future.result() for split, future in futures.items()}
     else:
         for split in splits:
-            reports[split] = run_benchmark(frame, kinds, seeds, echo=lambda line: print(line, flush=True),
+            reports[split] = run_benchmark(frame, kinds, seeds, params, echo=lambda line: print(line, flush=True),
                                            split=split, folds=args.folds)
     for split in splits:
         reports[split]["parallel_splits"] = bool(args.parallel and len(splits) > 1)

@@ -60,11 +60,19 @@ class AggregatorModel(FraudModel):
     With out-of-fold thresholds every member computes its own out-of-fold scores on the
     aggregator's folds (so no member saw the rows it scores), the aggregator averages them,
     calibrates and chooses its threshold on that average, and each member then fits on all rows.
+
+    ``selection="oof"`` (default): before the threshold, the aggregator compares, on those same
+    out-of-fold (or validation) scores, the declared mix with each member alone and keeps the best
+    ((PR-AUC + best F1) / 2; a tie keeps the mix). The chosen weights are in
+    ``fit_info["chosen_weights"]`` and saved with the model; a member of weight 0 is not run when
+    scoring. Aggregators saved before this parameter existed load as ``"fixed"``.
     """
 
     kind: ClassVar[str] = "aggregator"
     file_format: ClassVar[str] = "members"
     contribution_space: ClassVar[str] = "probability"
+    #: Aggregators saved before ``selection`` existed always used their declared mix.
+    legacy_params: ClassVar[dict[str, Any]] = {**FraudModel.legacy_params, "selection": "fixed"}
 
     class Params(ModelParams):
         """Hyper-parameters of the aggregator: its members and their weights."""
@@ -74,6 +82,11 @@ class AggregatorModel(FraudModel):
                               doc="Member model kinds (or {'kind', 'params'} dicts) whose probabilities are averaged.")
         weights = param.List(default=None, allow_None=True, item_type=(int, float),
                              doc="One non-negative weight per member (None = equal weights).")
+        selection = param.Selector(
+            default="oof", objects=["oof", "fixed"],
+            doc="'oof': inside fit, keep the weighted mix or one member alone, whichever scores best on the "
+                "out-of-fold (or validation) scores of the training rows, so a weak member cannot drag the "
+                "mix below its best member; 'fixed': always the weighted mix.")
         calibration = calibration_param("none")
         random_state = param.Integer(default=0, bounds=(0, 2**31 - 1), precedence=-1,
                                      doc="Seed of the folds; member i is seeded with it + i.")
@@ -124,11 +137,39 @@ class AggregatorModel(FraudModel):
         raise NotImplementedError("the aggregator's members compute their own out-of-fold scores")
 
     @property
-    def weights(self) -> np.ndarray:
-        """The normalised member weights (summing to 1)."""
+    def declared_weights(self) -> np.ndarray:
+        """The normalised ``weights`` parameter (summing to 1)."""
         raw = self.params["weights"] or [1.0] * len(self.members)
         values = np.asarray(raw, dtype=np.float64)
         return values / values.sum()
+
+    @property
+    def weights(self) -> np.ndarray:
+        """The normalised weights in use: those chosen in ``fit`` (``selection="oof"``), else the declared ones."""
+        chosen = self.fit_info.get("chosen_weights")
+        if chosen is not None and len(chosen) == len(self.members):
+            return np.asarray(chosen, dtype=np.float64)
+        return self.declared_weights
+
+    def select_weights(self, columns: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Choose the weights on member scores of rows no member fitted (out-of-fold or validation).
+
+        Candidates: the declared mix and each member alone. Score: (PR-AUC + best F1) / 2 of the
+        candidate's scores, the rule of the tuning studies; a tie keeps the declared mix. With
+        ``selection="fixed"`` the declared mix is kept. The choice is kept in ``fit_info``.
+        """
+        self.fit_info.pop("chosen_weights", None)
+        declared = self.declared_weights
+        if self.params["selection"] != "oof" or len(self.members) < 2:
+            return declared
+        candidates = {"mix": declared}
+        for i, member in enumerate(self.members):
+            candidates[f"member {i} ({member.kind})"] = np.eye(len(self.members))[i]
+        scores = {label: _selection_score(y, columns @ w) for label, w in candidates.items()}
+        best = max(scores, key=lambda label: (scores[label], label == "mix"))
+        self.fit_info["selection"] = {"scores": scores, "chosen": best}
+        self.fit_info["chosen_weights"] = [float(w) for w in candidates[best]]
+        return candidates[best]
 
     def cross_val_scores(self, X: np.ndarray, y: np.ndarray, folds: list[tuple[np.ndarray, np.ndarray]],
                          reporter: Reporter) -> np.ndarray:
@@ -141,7 +182,7 @@ class AggregatorModel(FraudModel):
             columns.append(member.fit_oof(X, y, folds, sub))
             member.fit_info["threshold_method"] = "oof"
         self.fit_info["members"] = [{"kind": m.kind, "threshold": m.threshold, **m.fit_info} for m in self.members]
-        return np.column_stack(columns) @ self.weights
+        return np.column_stack(columns) @ self.select_weights(np.column_stack(columns), y)
 
     def final_fit(self, X: np.ndarray, y: np.ndarray, reporter: Reporter) -> None:
         """Nothing left to do: every member already fitted on all rows in :meth:`cross_val_scores`."""
@@ -158,6 +199,7 @@ class AggregatorModel(FraudModel):
             member.fit_split(X_train, y_train, X_val, y_val, sub, allow_refit=False)
         self.fit_info["members"] = [
             {"kind": m.kind, "threshold": m.threshold, **m.fit_info} for m in self.members]
+        self.select_weights(self.member_probabilities_array(X_val), y_val)
 
     def fit_split(self, X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
                   reporter: Reporter | None = None, allow_refit: bool = True) -> AggregatorModel:
@@ -170,8 +212,12 @@ class AggregatorModel(FraudModel):
         return self
 
     def predict_scores(self, X: np.ndarray) -> np.ndarray:
-        """The weighted mean of the members' (calibrated) P(fraud)."""
-        return self.member_probabilities_array(X) @ self.weights
+        """The weighted mean of the members' (calibrated) P(fraud); a member of weight 0 is not run."""
+        total = np.zeros(len(X))
+        for weight, member in zip(self.weights, self.members):
+            if weight > 0:
+                total += weight * member.predict_proba_array(X)
+        return total
 
     def member_probabilities_array(self, X: np.ndarray) -> np.ndarray:
         return np.column_stack([m.predict_proba_array(X) for m in self.members])
@@ -188,6 +234,8 @@ class AggregatorModel(FraudModel):
         total = np.zeros((X.shape[0], X.shape[1]))
         expected = 0.0
         for weight, member in zip(self.weights, self.members):
+            if weight <= 0:
+                continue
             values, base = member.contributions_array(X, "probability")
             total += weight * values
             expected += weight * base
@@ -214,3 +262,12 @@ class AggregatorModel(FraudModel):
                 raise ModelLoadError(f"aggregator member {i} is not the {spec['kind']!r} model it should be")
             members.append(build_from_metadata(meta, sub))
         self.members = members
+
+
+def _selection_score(y: np.ndarray, scores: np.ndarray) -> float:
+    """(PR-AUC + best F1) / 2 of ``scores`` on ``y``: how the aggregator compares its candidate weights."""
+    from sklearn.metrics import average_precision_score
+
+    from fraud_app.models.base import _f1, best_f1_threshold
+
+    return (float(average_precision_score(y, scores)) + _f1(y, scores >= best_f1_threshold(y, scores))) / 2

@@ -330,6 +330,9 @@ class FraudModel(abc.ABC):
     file_format: ClassVar[str] = ""
     #: The space in which :meth:`raw_contributions` add up: ``"log_odds"`` or ``"probability"``.
     contribution_space: ClassVar[str] = "probability"
+    #: Values of parameters missing from a saved model's metadata (saved before they existed): how
+    #: such a model behaved. Saved models had no calibration before it existed.
+    legacy_params: ClassVar[dict[str, Any]] = {"calibration": "none"}
 
     def __init__(self, **params: Any) -> None:
         defaults = self.Params.defaults() if self.Params is not None else copy.deepcopy(self.default_params)

@@ -235,8 +235,9 @@ def build_from_metadata(meta: dict[str, Any], folder: Path) -> FraudModel:
     if list(meta.get("features") or []) != list(MODEL_FEATURES):
         raise ModelLoadError(f"{name!r} was trained on other inputs than the 29 model features")
     params = dict(meta.get("params") or {})
-    if "calibration" not in params and cls.Params is not None and "calibration" in cls.Params.param:
-        params["calibration"] = "none"  # saved before calibration existed: it had none
+    for key, value in cls.legacy_params.items():  # saved before the parameter existed: how it behaved then
+        if key not in params and cls.Params is not None and key in cls.Params.param:
+            params[key] = value
     try:
         model = cls(**params)
         model.restore_state(meta)

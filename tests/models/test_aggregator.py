@@ -53,7 +53,8 @@ def training():
 
 def test_probability_is_the_weighted_mean_of_the_members(training):
     X, y = training
-    model = AggregatorModel(members=[StubMember(column=0), StubMember(column=1)], weights=[3, 1]).fit(X, y)
+    model = AggregatorModel(members=[StubMember(column=0), StubMember(column=1)], weights=[3, 1],
+                            selection="fixed").fit(X, y)
     probe = _frame([0.9, 0.1, 0.4], [0.1, 0.9, 0.4])
     np.testing.assert_allclose(model.predict_proba(probe), [0.7, 0.3, 0.4])
     np.testing.assert_allclose(model.member_probabilities(probe), [[0.9, 0.1], [0.1, 0.9], [0.4, 0.4]])
@@ -97,7 +98,7 @@ def test_out_of_fold_the_aggregator_averages_its_members_out_of_fold_scores(trai
     the F1-best on the weighted mean of those scores; then every member fits on all rows."""
     X, y = training
     a, b = StubMember(column=0), StubMember(column=1)
-    model = AggregatorModel(members=[a, b], weights=[3, 1]).fit(X, y, folds=4)
+    model = AggregatorModel(members=[a, b], weights=[3, 1], selection="fixed").fit(X, y, folds=4)
     labels, scores = model.threshold_scores
     values = X.to_numpy()
     np.testing.assert_allclose(scores, 0.75 * values[:, 0] + 0.25 * values[:, 1])
@@ -108,7 +109,8 @@ def test_out_of_fold_the_aggregator_averages_its_members_out_of_fold_scores(trai
 
 def test_contributions_are_the_weighted_mean_of_the_members(training):
     X, y = training
-    model = AggregatorModel(members=[StubMember(column=0), StubMember(column=1)], weights=[1, 3]).fit(X, y)
+    model = AggregatorModel(members=[StubMember(column=0), StubMember(column=1)], weights=[1, 3],
+                            selection="fixed").fit(X, y)
     contrib = model.contributions(_frame([0.9], [0.1]))
     assert contrib.shape == (1, 29)
     assert contrib.loc[0, "feature1"] == pytest.approx(0.25 * 0.4)
@@ -134,3 +136,25 @@ def test_members_as_kinds_and_dicts_and_bad_settings():
         create("aggregator", members=["aggregator"])
     with pytest.raises(ValueError, match="unknown model kind"):
         create("aggregator", members=["svm"])
+
+
+def test_selection_keeps_the_best_of_the_mix_and_each_member_on_out_of_fold_scores(training):
+    """A useless member cannot drag the mix below its best member: the choice is made on training rows."""
+    X, y = training
+    noise = np.random.default_rng(1).random(len(y))
+    X = X.assign(feature3=noise)
+    good, bad = StubMember(column=0), StubMember(column=2)
+    model = AggregatorModel(members=[good, bad]).fit(X, y, folds=4)
+    assert model.fit_info["selection"]["chosen"] == "member 0 (stub)"
+    np.testing.assert_allclose(model.weights, [1.0, 0.0])
+    np.testing.assert_allclose(model.predict_proba(X), X["feature1"].to_numpy())
+    fixed = AggregatorModel(members=[StubMember(column=0), StubMember(column=2)], selection="fixed").fit(X, y)
+    np.testing.assert_allclose(fixed.weights, [0.5, 0.5])
+    assert "chosen_weights" not in fixed.fit_info
+    # The validation path chooses too, on the validation rows: the best-scoring candidate is kept.
+    both = AggregatorModel(members=[StubMember(column=0), StubMember(column=2)]).fit(
+        X, y, threshold_method="validation")
+    selection = both.fit_info["selection"]
+    assert set(selection["scores"]) == {"mix", "member 0 (stub)", "member 1 (stub)"}
+    assert selection["scores"][selection["chosen"]] == max(selection["scores"].values())
+    assert selection["chosen"] == "member 0 (stub)"

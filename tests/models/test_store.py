@@ -290,3 +290,23 @@ def test_corrupt_metadata_is_a_load_error_and_skipped_by_list(fitted):
     with pytest.raises(ModelLoadError, match="metadata.json"):
         load_model("corrupt")
     assert [m["name"] for m in list_models()] == ["fine"]
+
+
+def test_the_aggregators_chosen_weights_round_trip_and_older_aggregators_keep_their_mix(fitted, frame):
+    """The weights chosen inside fit are saved; an aggregator saved before ``selection`` loads as 'fixed'."""
+    model = fitted["aggregator"]
+    assert model.fit_info["selection"]["chosen"]
+    loaded = load_model(model.save("agg_selection", overwrite=True).name)
+    np.testing.assert_array_equal(loaded.weights, model.weights)
+    assert loaded.fit_info["selection"] == model.fit_info["selection"]
+    folder = model.save("agg_before_selection", overwrite=True)
+    meta = json.loads((folder / "metadata.json").read_text())
+    meta["params"].pop("selection")
+    for key in ("selection", "chosen_weights"):
+        meta["fit_info"].pop(key, None)
+    (folder / "metadata.json").write_text(json.dumps(meta))
+    old = load_model("agg_before_selection")
+    assert old.params["selection"] == "fixed"
+    np.testing.assert_allclose(old.weights, [0.5, 0.5])
+    np.testing.assert_allclose(old.predict_proba(frame.head(50)),
+                               old.member_probabilities(frame.head(50)).mean(axis=1))
