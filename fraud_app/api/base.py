@@ -23,7 +23,6 @@ import functools
 import inspect
 import json
 import logging
-import os
 import re
 import sys
 import threading
@@ -39,6 +38,7 @@ from tornado.web import HTTPError, RequestHandler, stream_request_body
 
 from fraud_app import __version__, auth
 from fraud_app.config import get_settings
+from fraud_app.pools import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -65,33 +65,15 @@ _INTEGER = re.compile(r"-?[0-9]{1,19}")
 
 T = TypeVar("T")
 
-_executor_lock = threading.Lock()
-_executor: tuple[int, ThreadPoolExecutor] | None = None
-_health_executor: tuple[int, ThreadPoolExecutor] | None = None
-
-
 def api_executor() -> ThreadPoolExecutor:
     """The bounded thread pool for blocking API work (one per process, recreated after a fork)."""
-    global _executor
-    pid = os.getpid()
-    current = _executor
-    if current is not None and current[0] == pid:
-        return current[1]
-    with _executor_lock:
-        if _executor is None or _executor[0] != pid:
-            _executor = (pid, ThreadPoolExecutor(max_workers=API_WORKERS, thread_name_prefix="fraud-api"))
-        return _executor[1]
+    return process_pool("fraud-api", API_WORKERS)
 
 
 def health_executor() -> ThreadPoolExecutor:
     """Three threads of its own for ``/api/health``, so a database lock that blocks every API worker
     never delays it."""
-    global _health_executor
-    pid = os.getpid()
-    with _executor_lock:
-        if _health_executor is None or _health_executor[0] != pid:
-            _health_executor = (pid, ThreadPoolExecutor(max_workers=3, thread_name_prefix="fraud-health"))
-        return _health_executor[1]
+    return process_pool("fraud-health", 3)
 
 
 async def run_blocking(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

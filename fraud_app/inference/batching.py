@@ -39,6 +39,7 @@ from typing import Any
 import numpy as np
 
 from fraud_app.config import get_settings
+from fraud_app.pools import process_pool
 
 log = logging.getLogger(__name__)
 
@@ -284,7 +285,6 @@ def _fail(job: ScoreJob, exc: BaseException) -> None:
 
 _lock = threading.Lock()
 _batcher: tuple[int, MicroBatcher] | None = None
-_helper_pool: tuple[int, ThreadPoolExecutor] | None = None
 
 #: A batch of at least this many rows is scored on a helper thread while its inputs are written as JSON.
 OVERLAP_ROWS = 2_000
@@ -292,12 +292,7 @@ OVERLAP_ROWS = 2_000
 
 def _helper() -> ThreadPoolExecutor:
     """One helper thread per process (a new one after a fork) that scores large batches."""
-    global _helper_pool
-    pid = os.getpid()
-    with _lock:
-        if _helper_pool is None or _helper_pool[0] != pid:
-            _helper_pool = (pid, ThreadPoolExecutor(max_workers=1, thread_name_prefix="fraud-score"))
-        return _helper_pool[1]
+    return process_pool("fraud-score", 1)
 
 
 def get_batcher() -> MicroBatcher:
