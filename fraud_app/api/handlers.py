@@ -426,7 +426,7 @@ class OpenAPIHandler(APIHandler):
     async def get(self) -> None:
         from fraud_app.api.openapi import openapi_bytes
 
-        self.write_json(await run_blocking(openapi_bytes))  # the first call imports the model stack  # the first call imports the model stack
+        self.write_json(await run_blocking(openapi_bytes))  # the first call imports the model stack
 
 
 class NotFoundHandler(APIHandler):

@@ -66,15 +66,15 @@ def _psi(values: tuple[tuple[str, float], ...], threshold: float) -> Any:
     line = hv.HLine(threshold).opts(color="#d62728", line_dash="dashed", line_width=2)
     # At the first input's category: a number here would add a category of its own to the axis.
     label = hv.Text(frame["feature"].iloc[0], threshold, f" alert above {threshold:g}", halign="left",
-                    valign="bottom").opts(
-        text_color="#d62728", text_font_size="9pt")
+                    valign="bottom").opts(text_color="#d62728", text_font_size="9pt")
     return (bars * line * label).opts(title="PSI per input against the training reference")
 
 
 def volume_spec(report: dict[str, Any]) -> ChartSpec:
     rows = tuple((v["bucket"], v["source"], v["count"], v["flagged"]) for v in report["volume"])
     # The window (UTC) to the minute: a refresh within the same minute draws nothing new.
-    window = tuple(pd.Timestamp(report[end]).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M") for end in ("since", "until"))
+    window = tuple(pd.Timestamp(report[end]).tz_convert("UTC").strftime("%Y-%m-%dT%H:%M")
+                   for end in ("since", "until"))
     return ChartSpec(_volume, rows, window, key=(rows, window))
 
 
