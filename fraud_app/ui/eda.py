@@ -12,6 +12,7 @@ import html
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import Any
 
 import datashader as ds
@@ -32,6 +33,7 @@ from fraud_app.eda import lazy_scatter
 from fraud_app.eda.lazy_scatter import lazy_scatter_counts
 from fraud_app.eda.stats import DESCRIBE_STATS
 from fraud_app.data import DatasetInfo
+from fraud_app.data.fetch import EXPECTED_FRAUDS, EXPECTED_ROWS
 from fraud_app.ui.base import Section, card, notify_error, register_section
 from fraud_app.ui.charts import ChartSpec, OffloopChart, in_server_session, run_off_loop
 from fraud_app.ui.theme import CLASS_COLORS, CLEAR_COLOR, FRAUD_COLOR, stylesheet
@@ -425,11 +427,16 @@ def describe_dataset(info: DatasetInfo | None) -> str:
     if info.source == "synthetic":
         return (f"**A seeded synthetic data set** with the real one's columns (class-conditional Gaussians), "
                 f"for tests and demos: {counts}")
+    columns = ("`amount` is in euros; `time` counts seconds from the first transaction, so hours below are "
+               "hours since the start, not clock time.")
+    if (info.rows, info.frauds) != (EXPECTED_ROWS, EXPECTED_FRAUDS):  # another set in the canonical schema
+        name = Path(str(info.source).rstrip("/")).name or str(info.source)  # markdown_to_html escapes it
+        return (f"**Card transactions from `{name}`** (the canonical schema): {counts} `feature1` … "
+                f"`feature28` are its model inputs; {columns}")
     return (
         f"**Card transactions by European cardholders over two days in September 2013** (ULB / Worldline): "
         f"{counts} `feature1` … `feature28` are anonymised PCA components of the original, confidential "
-        "features; `amount` is in euros; `time` counts seconds from the first transaction, so hours below "
-        "are hours since the start, not clock time."
+        f"features; {columns}"
     )
 
 

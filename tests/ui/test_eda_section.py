@@ -74,6 +74,12 @@ def test_the_data_set_is_described_above_the_charts(state: AppState) -> None:
     text = eda_ui.describe_dataset(real)
     assert "September 2013" in text and "PCA components" in text and "euros" in text
     assert "not clock time" in text
+    # Another set in the canonical schema (a user's files, `data synth`) is not called the ULB one.
+    other = DatasetInfo(rows=100_000, frauds=1_000, fraud_rate=0.01, time_span_hours=48.0, memory_mb=24.0,
+                        source="/data/synth_set/", fingerprint="y", partitions=8)
+    text = eda_ui.describe_dataset(other)
+    assert "September 2013" not in text and "PCA" not in text
+    assert "**Card transactions from `synth_set`**" in text and "read 100,000 rows in 8 partitions" in text
 
 
 def test_a_second_session_does_no_pandas_work(state: AppState, monkeypatch: pytest.MonkeyPatch) -> None:
