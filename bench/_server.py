@@ -104,6 +104,22 @@ class Server:
         self.proc.wait(15)
 
 
+def _launch(cmd: list[str], port: int, log_path: Path, env: dict[str, str] | None = None,
+            new_session: bool = False) -> Server:
+    """Start ``cmd`` (output to ``log_path``) and wait until it answers ``/api/health`` on ``port``;
+    a server that never answers is stopped before the error is raised."""
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=new_session)
+    server = Server(proc, port, log_path)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/health", proc)
+    except Exception:
+        server.stop()
+        raise
+    return server
+
+
 def start_app_server(env: dict[str, str], log_path: Path, extra: list[str] | None = None,
                      new_session: bool = False) -> Server:
     """The real ``panel serve app.py --plugins fraud_app.api`` on a free loopback port (in a session of
@@ -112,46 +128,20 @@ def start_app_server(env: dict[str, str], log_path: Path, extra: list[str] | Non
     cmd = [sys.executable, "-m", "panel", "serve", str(ROOT / "app.py"), "--plugins", "fraud_app.api",
            "--port", str(port), "--address", "127.0.0.1", f"--allow-websocket-origin=127.0.0.1:{port}",
            *(extra or [])]
-    log = open(log_path, "ab")
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=new_session)
-    log.close()
-    server = Server(proc, port, log_path)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/health", proc)
-    except Exception:
-        server.stop()
-        raise
-    return server
+    return _launch(cmd, port, log_path, env, new_session)
 
 
 def start_flask_reference(env: dict[str, str], log_path: Path, database_url: str, model: str) -> Server:
     """``bench/flask_reference.py`` (Flask + Flask-SQLAlchemy under waitress, 4 threads) on a free port."""
     port = free_port()
-    log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "bench.flask_reference", "--port", str(port),
-                             "--database", database_url, "--model", model], cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    server = Server(proc, port, log_path)
-    try:
-        wait_http(f"http://127.0.0.1:{port}/api/health", proc)
-    except Exception:
-        server.stop()
-        raise
-    return server
+    return _launch([sys.executable, "-m", "bench.flask_reference", "--port", str(port), "--database", database_url,
+                    "--model", model], port, log_path, env)
 
 
 def start_bare_server(log_path: Path) -> Server:
     """A bare Tornado process answering constant JSON: the ceiling the API is compared with."""
     port = free_port()
-    log = open(log_path, "ab")
-    proc = subprocess.Popen([sys.executable, "-m", "bench._bare_server", "--port", str(port)], cwd=ROOT,
-                            stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    server = Server(proc, port, log_path)
-    wait_http(f"http://127.0.0.1:{port}/api/health", proc)
-    return server
+    return _launch([sys.executable, "-m", "bench._bare_server", "--port", str(port)], port, log_path)
 
 
 # -- a minimal keep-alive HTTP/1.1 client ----------------------------------------------------------

@@ -90,26 +90,14 @@ def _bulk_fill(n_rows: int, scored, start: datetime, span: timedelta) -> dict:
     calls, in the same transaction. (``insert_predictions`` itself is timed on 100,000 rows below.)"""
     from sqlalchemy import insert
 
-    from fraud_app.data import MODEL_FEATURES
     from fraud_app.monitoring.aggregates import record, warm_references
     from fraud_app.storage import get_engine
     from fraud_app.storage.tables import predictions
 
-    fitted, values, scores, flagged = scored
     started = time.perf_counter()
-    n_data = len(values)
-    step = span / n_rows
-    sources = ("api", "api", "batch", "ui")
     engine = get_engine()
     statement = insert(predictions)
-    for offset in range(0, n_rows, BATCH):
-        rows = []
-        for i in range(offset, min(n_rows, offset + BATCH)):
-            j = i % n_data
-            rows.append({"model": fitted.name, "model_version": fitted.version, "created_at": start + step * i,
-                         "features": dict(zip(MODEL_FEATURES, values[j].tolist(), strict=True)),
-                         "fraud_probability": float(scores[j]), "is_fraud": bool(flagged[j]),
-                         "threshold": float(fitted.threshold), "source": sources[(i // 997) % 4]})
+    for offset, rows in _batches(n_rows, scored, start, span):
         warm_references(rows)
         with engine.begin() as conn:
             conn.execute(statement, rows)
@@ -121,27 +109,34 @@ def _bulk_fill(n_rows: int, scored, start: datetime, span: timedelta) -> dict:
             "how": "bulk INSERT + the write path's record() in the same transaction, 10,000 rows each"}
 
 
-def _fill(n_rows: int, scored, start: datetime, span: timedelta, record: bool = True) -> dict:
+def _batches(n_rows: int, scored, start: datetime, span: timedelta):  # type: ignore[no-untyped-def]
+    """``(offset, rows)`` of ``BATCH`` prediction rows each: the scored real transactions in turn, spread
+    evenly over ``span`` from ``start``, from the sources in a fixed rotation."""
     from fraud_app.data import MODEL_FEATURES
-    from fraud_app.storage import insert_predictions, repository
 
     fitted, values, scores, flagged = scored
+    step = span / n_rows
+    sources = ("api", "api", "batch", "ui")
+    for offset in range(0, n_rows, BATCH):
+        rows = []
+        for i in range(offset, min(n_rows, offset + BATCH)):
+            j = i % len(values)
+            rows.append({"model": fitted.name, "model_version": fitted.version, "created_at": start + step * i,
+                         "features": dict(zip(MODEL_FEATURES, values[j].tolist(), strict=True)),
+                         "fraud_probability": float(scores[j]), "is_fraud": bool(flagged[j]),
+                         "threshold": float(fitted.threshold), "source": sources[(i // 997) % 4]})
+        yield offset, rows
+
+
+def _fill(n_rows: int, scored, start: datetime, span: timedelta, record: bool = True) -> dict:
+    from fraud_app.storage import insert_predictions, repository
+
     original = repository.record_monitoring
     if not record:
         repository.record_monitoring = lambda conn, values: None
     try:
         started = time.perf_counter()
-        n_data = len(values)
-        step = span / n_rows
-        sources = ("api", "api", "batch", "ui")
-        for offset in range(0, n_rows, BATCH):
-            rows = []
-            for i in range(offset, min(n_rows, offset + BATCH)):
-                j = i % n_data
-                rows.append({"model": fitted.name, "model_version": fitted.version, "created_at": start + step * i,
-                             "features": dict(zip(MODEL_FEATURES, values[j].tolist(), strict=True)),
-                             "fraud_probability": float(scores[j]), "is_fraud": bool(flagged[j]),
-                             "threshold": float(fitted.threshold), "source": sources[(i // 997) % 4]})
+        for _, rows in _batches(n_rows, scored, start, span):
             insert_predictions(rows, deadline=time.monotonic() + 600)
         seconds = time.perf_counter() - started
     finally:
