@@ -144,6 +144,15 @@ def start_bare_server(log_path: Path) -> Server:
     return _launch([sys.executable, "-m", "bench._bare_server", "--port", str(port)], port, log_path)
 
 
+def start_floor_server(log_path: Path, model_dir: Path, database: str) -> Server:
+    """``bench/_floor_server.py``: the least a server must do under the issue's rules (one hop to a thread,
+    predict, one committed row, one hop back), with ``model_dir``'s LightGBM model; ``database`` is a SQLite
+    file or a PostgreSQL URL."""
+    port = free_port()
+    return _launch([sys.executable, "-m", "bench._floor_server", "--port", str(port), "--model-dir", str(model_dir),
+                    "--database", str(database)], port, log_path)
+
+
 # -- a minimal keep-alive HTTP/1.1 client ----------------------------------------------------------
 
 def _request_bytes(method: str, path: str, body: bytes, headers: dict[str, str] | None = None) -> bytes:

@@ -11,9 +11,11 @@ schema of that database, dropped afterwards):
    server on a free port with a fresh database, a bare Tornado process whose one handler answers
    constant JSON (``bench/_bare_server.py``, the limit of this stack) and the Flask + Flask-SQLAlchemy
    reference of the same endpoint under waitress, 4 threads (``bench/flask_reference.py``, needs the
-   ``bench`` extra);
+   ``bench`` extra), and the floor (``bench/_floor_server.py``): the least a server must do under the
+   issue's rules (one hop to a worker thread, predict, one committed row, one hop back), in the
+   leanest form this stack offers;
 1. single-row ``POST /api/predictions`` (scored and saved): sequential requests per second on one
-   keep-alive connection (interleaved rounds of the three servers), then 16 concurrent keep-alive
+   keep-alive connection (interleaved rounds of the four servers), then 16 concurrent keep-alive
    clients: req/s, p50/p99 latency. Goals: app ÷ bare >= 0.5 sequentially and >= 0.6 at 16 clients,
    app ÷ Flask >= 4 at 16 clients, p99 <= 20 ms at 16 clients;
 2. 32 clients x 200 POSTs: 6,400 new rows, 0 lost (every 201 id is in the table), 0 5xx;
@@ -54,6 +56,7 @@ from bench._server import (
     start_app_server,
     start_bare_server,
     start_flask_reference,
+    start_floor_server,
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -244,12 +247,14 @@ def run_setup(label: str, env: dict[str, str], run_dir: Path, model: dict, singl
     flask_url = (f"sqlite:///{(run_dir / f'flask-{label}.sqlite3').resolve()}" if url.startswith("sqlite")
                  else url.replace("search_path%3D", "search_path%3Dflask_"))
     flask = start_flask_reference(env, run_dir / f"flask-{label}.log", flask_url, BENCH_MODEL)
-    servers = {"app": app, "bare": bare, "flask": flask}
+    floor = start_floor_server(run_dir / f"floor-{label}.log", Path(env["FRAUD_APP_MODELS_DIR"]) / BENCH_MODEL,
+                               str((run_dir / f"floor-{label}.sqlite3").resolve()) if url.startswith("sqlite") else url)
+    servers = {"app": app, "bare": bare, "flask": flask, "floor": floor}
     try:
         for server in servers.values():  # warm-up: models load, pools fill
             sequential(server.port, single, 200, 201)
 
-        # 1. single-row scoring: three servers, interleaved sequential rounds, then 16 clients
+        # 1. single-row scoring: four servers, interleaved sequential rounds, then 16 clients
         print(f"[{label}] part 1: single-row POST, sequential and 16 clients ...", flush=True)
         seq: dict[str, list[dict]] = {name: [] for name in servers}
         for _ in range(args.rounds):
@@ -263,6 +268,11 @@ def run_setup(label: str, env: dict[str, str], run_dir: Path, model: dict, singl
             "sequential_ratio": rps["app"] / rps["bare"],
             "concurrent16_ratio_bare": conc["app"]["req_per_s"] / conc["bare"]["req_per_s"],
             "concurrent16_ratio_flask": conc["app"]["req_per_s"] / conc["flask"]["req_per_s"],
+            # the floor: the least a server must do under the issue's rules (bench/_floor_server.py)
+            "floor": {"sequential_ratio": rps["floor"] / rps["bare"],
+                      "concurrent16_ratio_bare": conc["floor"]["req_per_s"] / conc["bare"]["req_per_s"],
+                      "app_of_floor_sequential": rps["app"] / rps["floor"],
+                      "app_of_floor_concurrent16": conc["app"]["req_per_s"] / conc["floor"]["req_per_s"]},
             "server_cpu_us_per_request_median": {
                 name: statistics.median(r["server_cpu_us_per_request"] for r in rounds)
                 for name, rounds in seq.items()},
@@ -285,9 +295,10 @@ def run_setup(label: str, env: dict[str, str], run_dir: Path, model: dict, singl
         result["single_row"] = part1
         print(f"  sequential req/s: app {rps['app']:,.0f}, bare {rps['bare']:,.0f}, flask {rps['flask']:,.0f}; "
               f"16 clients: app {conc['app']['req_per_s']:,.0f} (p99 {conc['app']['p99_ms']:.1f} ms), "
-              f"bare {conc['bare']['req_per_s']:,.0f}, flask {conc['flask']['req_per_s']:,.0f}", flush=True)
-        flask.stop()
-        bare.stop()
+              f"bare {conc['bare']['req_per_s']:,.0f}, flask {conc['flask']['req_per_s']:,.0f}, "
+              f"floor {rps['floor']:,.0f} / {conc['floor']['req_per_s']:,.0f}", flush=True)
+        for name in ("flask", "bare", "floor"):
+            servers[name].stop()
 
         # 2. concurrent writers
         print(f"[{label}] part 2: 32 clients x 200 POSTs ...", flush=True)
@@ -365,8 +376,13 @@ def _fmt_table(setup: dict) -> str:
              "| server | sequential req/s | 16 clients req/s | p99 at 16 clients |", "|---|---|---|---|"]
     for name, what in (("bare", "bare Tornado, constant JSON (the limit of this stack)"),
                        ("app", "this app, `POST /api/predictions`"),
-                       ("flask", "Flask + Flask-SQLAlchemy, same model, waitress, 4 threads")):
+                       ("flask", "Flask + Flask-SQLAlchemy, same model, waitress, 4 threads"),
+                       ("floor", "the floor: one thread hop, predict, one committed row, nothing else")):
         lines.append(f"| {what} | {rps[name]:,.0f} | {c[name]['req_per_s']:,.0f} | {c[name]['p99_ms']:.1f} ms |")
+    floor = p1["floor"]
+    lines += ["", f"The floor reaches {floor['sequential_ratio']:.2f} of bare Tornado sequentially and "
+                  f"{floor['concurrent16_ratio_bare']:.2f} at 16 clients; the app reaches "
+                  f"{floor['app_of_floor_sequential']:.2f} and {floor['app_of_floor_concurrent16']:.2f} of the floor."]
     mark = lambda ok: "met" if ok else "MISSED"  # noqa: E731
     lines += ["", "| figure | measured | goal | |", "|---|---|---|---|",
               f"| sequential: app ÷ bare Tornado | {p1['sequential_ratio']:.2f} | ≥ 0.5 | "
@@ -392,11 +408,11 @@ def _fmt_profile(profile: dict) -> str:
     lines += [f"| {name} | {us:,.0f} |" for name, us in profile["single_row_us"].items()]
     lines.append(f"| **the stages together** | **{profile['single_row_total_us']:,.0f}** |")
     lines += ["", "In the server (CPU µs per request, from /proc: event-loop thread(s) + other threads = total):", "",
-              "| set-up | load | app | bare Tornado | Flask |", "|---|---|---|---|---|"]
+              "| set-up | load | app | bare Tornado | Flask | floor |", "|---|---|---|---|---|---|"]
     for label, by_load in profile["server_cpu_us_per_request"].items():
         for load, servers in by_load.items():
             cells = [f"{c['event_loop']:,.0f} + {c['other_threads']:,.0f} = {c['total']:,.0f}" if c else "-"
-                     for c in (servers.get(name) for name in ("app", "bare", "flask"))]
+                     for c in (servers.get(name) for name in ("app", "bare", "flask", "floor"))]
             lines.append(f"| {label} | {load} | " + " | ".join(cells) + " |")
     lines += ["", "10,000-row batch, stages (ms): " + ", ".join(
         f"{name} {ms:,.0f}" for name, ms in profile["batch_10000_ms"].items())
@@ -408,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=ROOT / "data" / "creditcard.parquet")
     parser.add_argument("--sequential", type=int, default=1500, help="requests per sequential round")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (bare, app, flask) for part 1")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (app, bare, flask, floor) for part 1")
     parser.add_argument("--per-client", type=int, default=200, help="requests per client at 16 clients")
     parser.add_argument("--postgres", default=os.environ.get("FRAUD_APP_TEST_POSTGRES_URL"),
                         help="also run --num-procs 2 on this PostgreSQL database (default: "
