@@ -277,6 +277,18 @@ class LoopAnswer:
         self._done = True
         self._loop.call_soon_threadsafe(_settle, self.future, None, exc)
 
+    @classmethod
+    def resolve_many(cls, items: list[tuple[LoopAnswer, Any, bool]]) -> None:
+        """Resolve ``(answer, value, ok)`` items (a batch's requests): one hand-off per event loop, not one
+        per request (each hand-off writes to the loop's wake-up pipe and wakes it)."""
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future, Any, BaseException | None]]] = {}
+        for answer, value, ok in items:
+            answer._done = True
+            by_loop.setdefault(answer._loop, []).append(
+                (answer.future, value, None) if ok else (answer.future, None, value))
+        for loop, settled in by_loop.items():
+            loop.call_soon_threadsafe(_settle_all, settled)
+
 
 def _settle(future: asyncio.Future, value: Any, exc: BaseException | None) -> None:
     if future.cancelled():  # the handler is gone (the connection closed)
@@ -285,6 +297,11 @@ def _settle(future: asyncio.Future, value: Any, exc: BaseException | None) -> No
         future.set_result(value)
     else:
         future.set_exception(exc)
+
+
+def _settle_all(settled: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+    for future, value, exc in settled:
+        _settle(future, value, exc)
 
 
 def _create_predictions(body: bytes | list[bytes], submitted: float | None = None,

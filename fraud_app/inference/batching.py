@@ -191,13 +191,20 @@ class MicroBatcher:
             self.stats.sizes.append(len(batch))
         for job in batch:
             job.batch_size = len(batch)
-        # 1. one model per request (an unknown or broken model fails that request alone)
+        # 1. one model per request (an unknown or broken model fails that request alone), looked up once
+        # per name asked for in the batch
         by_model: dict[int, tuple[Any, list[ScoreJob]]] = {}
+        lookups: dict[str | None, Any] = {}
         for job in batch:
-            try:
-                fitted = get_model(job.model)
-            except Exception as exc:
-                _fail(job, exc)
+            fitted = lookups.get(job.model, _UNSEEN)
+            if fitted is _UNSEEN:
+                try:
+                    fitted = get_model(job.model)
+                except Exception as exc:
+                    fitted = exc
+                lookups[job.model] = fitted
+            if isinstance(fitted, Exception):
+                _fail(job, fitted)
                 continue
             by_model.setdefault(id(fitted), (fitted, []))[1].append(job)
         # 2. one predict call per model; each request's rows stay its own part (columnar, no dict per row)
@@ -266,16 +273,26 @@ class MicroBatcher:
                 self._db_since = None
 
     def _answer(self, answers: list[tuple[ScoreJob, Any, bool]]) -> None:
-        """End the batch, then resolve its futures: a request sent after an answer never finds it in flight."""
+        """End the batch, then resolve its futures: a request sent after an answer never finds it in flight.
+
+        Futures whose class can resolve several at once (a ``resolve_many(items)`` class method, e.g. the
+        API's answers, which reach their event loop in ONE hand-off) are resolved together, in order."""
         with self._cv:
             self._in_batch = False
+        together: dict[Any, list[tuple[Any, Any, bool]]] = {}
         for job, value, ok in answers:
-            if job.future.done():
+            future = job.future
+            if future.done():
                 continue
-            if ok:
-                job.future.set_result(value)
+            many = getattr(type(future), "resolve_many", None)
+            if many is not None:
+                together.setdefault(many, []).append((future, value, ok))
+            elif ok:
+                future.set_result(value)
             else:
-                job.future.set_exception(value)
+                future.set_exception(value)
+        for many, items in together.items():
+            many(items)
 
 
 def _fail(job: ScoreJob, exc: BaseException) -> None:
@@ -285,6 +302,7 @@ def _fail(job: ScoreJob, exc: BaseException) -> None:
 
 _lock = threading.Lock()
 _batcher: tuple[int, MicroBatcher] | None = None
+_UNSEEN = object()
 
 #: A batch of at least this many rows is scored on a helper thread while its inputs are written as JSON.
 OVERLAP_ROWS = 2_000

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 from sqlalchemy import Connection, func, insert, select, text, update
 
 from fraud_app.data import MODEL_FEATURES
@@ -196,9 +197,18 @@ def insert_scored(parts: Sequence[ScoredRows], deadline: float | None = None,
         raise ValueError("naive datetime: pass a timezone-aware UTC timestamp")
     now = created_at or utcnow()
     counts = Counts()
+    # counted once per model version and source (a micro-batch's requests mostly share both)
+    groups: dict[tuple[str, str | None, str], list[ScoredRows]] = {}
     for part in parts:
-        count_scored(part.model, part.model_version, now, part.source, part.scores, part.flagged, part.features,
-                     counts)
+        groups.setdefault((part.model, part.model_version, part.source), []).append(part)
+    for (model, version, source), same in groups.items():
+        if len(same) == 1:
+            scores, flagged, features = same[0].scores, same[0].flagged, same[0].features
+        else:
+            scores = np.concatenate([part.scores for part in same])
+            flagged = np.concatenate([part.flagged for part in same])
+            features = np.concatenate([part.features for part in same])
+        count_scored(model, version, now, source, scores, flagged, features, counts)
     writer = _writer()
     dialect = writer.engine.dialect
     params = [row for part in parts for row in bind_scored(dialect, part, now)]

@@ -291,3 +291,38 @@ def test_a_large_batch_is_scored_on_the_helper_thread_while_its_inputs_are_encod
     assert stored[-1]["features"] == dict(zip(MODEL_FEATURES, values[-1].tolist(), strict=True))
     again = storage.get_prediction(stored[-1]["id"])
     assert again["features"] == stored[-1]["features"] and storage.count_predictions() == len(values)
+
+
+def test_a_batch_is_answered_on_the_event_loop_in_one_hand_off():
+    """The batch's answers reach the event loop in ONE ``call_soon_threadsafe`` (not one per request),
+    each request with its own outcome, a failed one included."""
+    import asyncio
+
+    from fraud_app.api.handlers import LoopAnswer
+
+    async def scenario() -> tuple[list, int]:
+        loop = asyncio.get_running_loop()
+        answers = [LoopAnswer(loop) for _ in range(3)]
+        batcher = MicroBatcher(max_batch=8)
+        jobs = [batching.ScoreJob(np.zeros((1, len(MODEL_FEATURES))), None, "api", answer) for answer in answers]
+        hand_offs = []
+        original = loop.call_soon_threadsafe
+
+        def counting(callback, *args):
+            if getattr(callback, "__name__", "").startswith("_settle"):  # not run_in_executor's own hand-off
+                hand_offs.append(callback)
+            return original(callback, *args)
+
+        loop.call_soon_threadsafe = counting
+        try:
+            outcome = [(jobs[0], "a", True), (jobs[1], ValueError("bad row"), False), (jobs[2], "c", True)]
+            await loop.run_in_executor(None, batcher._answer, outcome)
+            results = await asyncio.gather(*(answer.future for answer in answers), return_exceptions=True)
+        finally:
+            del loop.call_soon_threadsafe
+        return results, len(hand_offs)
+
+    results, hand_offs = asyncio.run(scenario())
+    assert hand_offs == 1
+    assert results[0] == "a" and results[2] == "c"
+    assert isinstance(results[1], ValueError) and str(results[1]) == "bad row"
