@@ -21,6 +21,7 @@ server process agrees without a shared cookie secret, and changing the token log
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import html
@@ -137,11 +138,19 @@ def host_allowed(host_header: str | None, application: Any = None) -> bool:
     if not host_header:
         return False
     host, port = _split_host(host_header)
-    for entry in allowed_hosts(application):
-        entry_host, entry_port = _split_host(entry)
+    for entry_host, entry_port in _allowed_pairs(get_settings().allowed_hosts,
+                                                 tuple(getattr(application, "websocket_origins", None) or ())):
         if entry_host == host and (entry_port is None or entry_port == (port or "80")):
             return True
     return False
+
+
+@functools.lru_cache(maxsize=64)
+def _allowed_pairs(configured: tuple[str, ...], origins: tuple) -> tuple[tuple[str, str | None], ...]:
+    """:func:`allowed_hosts` split into ``(host, port or None)``, once per setting and origin list (not once
+    per request)."""
+    hosts = [*configured, *(str(origin).lower() for origin in origins), *LOCAL_HOSTS]
+    return tuple(_split_host(entry) for entry in hosts)
 
 
 def origin_allowed(origin: str, application: Any = None) -> bool:

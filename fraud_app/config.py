@@ -139,16 +139,16 @@ _VARIABLES = ("FRAUD_APP_HOME", "FRAUD_APP_DATA_DIR", "FRAUD_APP_OUTPUT_DIR", "F
               "FRAUD_APP_SQLITE_SYNCHRONOUS", "FRAUD_APP_DATA_PATH", "FRAUD_APP_MAX_IN_MEMORY_ROWS",
               "FRAUD_APP_DASK_SCHEDULER", "FRAUD_APP_DASK_WORKERS", "FRAUD_APP_DASK_MEMORY_LIMIT",
               "FRAUD_APP_MODELS_URL")
-_cache: tuple[tuple, Settings] | None = None
+_cache: tuple[tuple, Settings, str | None] | None = None
 
 
 def _environment_key() -> tuple:
-    """The working directory and the raw values of :data:`_VARIABLES` (a few microseconds: read from the
-    environment's own mapping, not through ``os.environ.get``, which costs about 2 µs a name)."""
+    """The raw values of :data:`_VARIABLES` (a few microseconds: read from the environment's own mapping,
+    not through ``os.environ.get``, which costs about 2 µs a name)."""
     data = getattr(os.environ, "_data", None)
     if type(data) is dict:
-        return (os.getcwd(), *map(data.get, _encoded_variables()))
-    return (os.getcwd(), *(os.environ.get(name) for name in _VARIABLES))
+        return tuple(map(data.get, _encoded_variables()))
+    return tuple(os.environ.get(name) for name in _VARIABLES)
 
 
 @functools.cache
@@ -156,19 +156,29 @@ def _encoded_variables() -> tuple:
     return tuple(os.environ.encodekey(name) for name in _VARIABLES)
 
 
+def _home_uses_cwd() -> bool:
+    """True when the settings depend on the working directory: ``FRAUD_APP_HOME`` is relative, or unset
+    while the package does not sit in a checkout (then the home is the working directory)."""
+    home = _env("FRAUD_APP_HOME")
+    if home:
+        return not os.path.isabs(home)
+    return _default_home() == Path.cwd()
+
+
 def get_settings() -> Settings:
     """The settings from the environment, with the defaults applied.
 
-    Parsed again only when one of its variables (or the working directory) changed since
-    the last call, so hot paths (every API request) may call it freely.
+    Parsed again only when one of its variables changed since the last call (or the working
+    directory, when the settings depend on it: see :func:`_home_uses_cwd`), so hot paths (every
+    API request, in any thread) may call it freely: usually no system call at all.
     """
     global _cache
     key = _environment_key()
     cached = _cache
-    if cached is not None and cached[0] == key:
+    if cached is not None and cached[0] == key and (cached[2] is None or cached[2] == os.getcwd()):
         return cached[1]
     settings = _read_settings()
-    _cache = (key, settings)
+    _cache = (key, settings, os.getcwd() if _home_uses_cwd() else None)
     return settings
 
 

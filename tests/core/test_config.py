@@ -102,3 +102,24 @@ def test_settings_follow_a_changed_variable(monkeypatch):
     assert get_settings().api_token == "one"
     monkeypatch.setenv("FRAUD_APP_API_TOKEN", "two")
     assert get_settings().api_token == "two"
+
+
+def test_settings_follow_the_working_directory_only_when_they_depend_on_it(monkeypatch, tmp_path):
+    """A relative FRAUD_APP_HOME resolves against the working directory, so a ``chdir`` gives new settings;
+    an absolute one does not depend on it (then no call has to look the directory up)."""
+    from fraud_app import config
+
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    monkeypatch.chdir(tmp_path / "a")
+    monkeypatch.setenv("FRAUD_APP_HOME", "home")
+    assert get_settings().home == tmp_path / "a" / "home"
+    monkeypatch.chdir(tmp_path / "b")
+    assert get_settings().home == tmp_path / "b" / "home"
+    assert config._cache[2] == str(tmp_path / "b")
+
+    monkeypatch.setenv("FRAUD_APP_HOME", str(tmp_path / "abs"))
+    assert get_settings().home == tmp_path / "abs"
+    assert config._cache[2] is None, "an absolute home does not depend on the working directory"
+    monkeypatch.chdir(tmp_path / "a")
+    assert get_settings().home == tmp_path / "abs"
