@@ -295,7 +295,8 @@ def _upserts(dialect: Any) -> _Upserts:  # noqa: ANN401 - a SQLAlchemy dialect
 
 
 def write_counts(conn: Connection, counts: Counts) -> None:
-    """Upsert ``counts`` on ``conn``'s transaction: one executemany per table, keys in sorted order."""
+    """Upsert ``counts`` on ``conn``'s transaction: one executemany per table (on the driver's cursor), keys in
+    sorted order."""
     if not counts:
         return
     statements = _upserts(conn.dialect)
@@ -307,10 +308,13 @@ def write_counts(conn: Connection, counts: Counts) -> None:
             out = bound[value] = statements.bind_hour(value)
         return out
 
-    conn.exec_driver_sql(statements.volume, [(m, v, hour(h), *rest) for m, v, h, *rest in counts.volume_rows()])
+    from fraud_app.storage.engine import execute_driver
+
+    execute_driver(conn, statements.volume, [(m, v, hour(h), *rest) for m, v, h, *rest in counts.volume_rows()],
+                   many=True)
     bins = counts.bin_rows()
     if bins:
-        conn.exec_driver_sql(statements.bins, [(m, v, hour(h), *rest) for m, v, h, *rest in bins])
+        execute_driver(conn, statements.bins, [(m, v, hour(h), *rest) for m, v, h, *rest in bins], many=True)
 
 
 def record(conn: Connection, values: Sequence[Mapping[str, Any]]) -> None:

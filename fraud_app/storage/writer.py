@@ -5,7 +5,8 @@ A caller hands :meth:`GroupWriter.write` its rows already bound for the database
 (:class:`~fraud_app.monitoring.aggregates.Counts`): the transaction itself only runs one
 ``executemany`` of the ``INSERT`` (SQL text built once per dialect from the table, SQLAlchemy's own
 bind processors applied once per value that needs one), the aggregate upserts and the commit.
-Statements go through ``Connection.exec_driver_sql``, so SQLAlchemy's engine events still see them.
+These statements go straight to a cursor of the driver connection
+(:func:`~fraud_app.storage.engine.execute_driver`), inside the SQLAlchemy transaction.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from fraud_app.data import MODEL_FEATURES
 from fraud_app.monitoring.aggregates import Counts
-from fraud_app.storage.engine import busy_timeout_ms, json_serializer
+from fraud_app.storage.engine import busy_timeout_ms, execute_driver, json_serializer
 from fraud_app.storage.tables import predictions
 
 log = logging.getLogger(__name__)
@@ -318,9 +319,9 @@ class GroupWriter:
         ``last_insert_rowid()`` of this connection.
         """
         if len(params) == 1:
-            return [int(conn.exec_driver_sql(statement.sql, params[0]).lastrowid)]
-        conn.exec_driver_sql(statement.sql, params)
-        last = int(conn.exec_driver_sql("SELECT last_insert_rowid()").scalar_one())
+            return [int(execute_driver(conn, statement.sql, params[0]).lastrowid)]
+        execute_driver(conn, statement.sql, params, many=True)
+        last = int(execute_driver(conn, "SELECT last_insert_rowid()").fetchone()[0])
         return list(range(last - len(params) + 1, last + 1))
 
     @staticmethod
@@ -329,16 +330,16 @@ class GroupWriter:
         trip, then the rows with them in one pipelined executemany (psycopg spends most of a long multi-row
         ``INSERT ... RETURNING`` splitting its text)."""
         if len(params) == 1:
-            return [int(conn.exec_driver_sql(statement.sql + " RETURNING id", params[0]).scalar_one())]
+            return [int(execute_driver(conn, statement.sql + " RETURNING id", params[0]).fetchone()[0])]
         key = (id(conn.engine), str(conn.engine.url))
         seq = _sequences.get(key)
         if seq is None:
-            seq = conn.exec_driver_sql("SELECT pg_get_serial_sequence('predictions', 'id')").scalar_one()
+            seq = execute_driver(conn, "SELECT pg_get_serial_sequence('predictions', 'id')").fetchone()[0]
             if seq is None:
                 raise RuntimeError("predictions.id has no sequence")
             _sequences[key] = seq
-        ids = sorted(int(i) for i in conn.exec_driver_sql(_NEXTVAL, (seq, len(params))).scalars())
-        conn.exec_driver_sql(statement.sql_with_id, [(i, *p) for i, p in zip(ids, params, strict=True)])
+        ids = sorted(int(row[0]) for row in execute_driver(conn, _NEXTVAL, (seq, len(params))).fetchall())
+        execute_driver(conn, statement.sql_with_id, [(i, *p) for i, p in zip(ids, params, strict=True)], many=True)
         return ids
 
     def _flush(self, group: list[_WriteJob]) -> None:

@@ -12,7 +12,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
-from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from fraud_app import storage
@@ -180,40 +179,41 @@ def test_a_micro_batch_with_one_invalid_request(api, saved_model, sample_rows, m
 
 
 def test_a_database_failure_mid_group_commit_fails_exactly_that_batch(api, saved_model, sample_rows, monkeypatch):
-    gate = Gate(monkeypatch)
-    engine = storage.get_engine()
-    seen = {"inserts": 0, "fired": 0}
+    from fraud_app.storage import writer
 
-    def fail_after_insert(conn, cursor, statement, parameters, context, executemany):
+    gate = Gate(monkeypatch)
+    seen = {"inserts": 0, "fired": 0}
+    execute = writer.execute_driver
+
+    def fail_after_insert(conn, sql, params=None, many=False):
         # the leader's batch commits; the next batch's rows reach the database, then its
         # transaction fails before the commit (as a lost connection or a full disk would)
-        if statement.lstrip().upper().startswith("INSERT INTO PREDICTIONS"):
+        cursor = execute(conn, sql, params, many)
+        if sql.lstrip().upper().startswith("INSERT INTO PREDICTIONS"):
             seen["inserts"] += 1
             if seen["inserts"] == 2:
                 seen["fired"] += 1
-                raise OperationalError(statement, parameters, Exception("simulated: disk I/O error"))
+                raise OperationalError(sql, params, Exception("simulated: disk I/O error"))
+        return cursor
 
-    event.listen(engine, "after_cursor_execute", fail_after_insert)
-    try:
-        leader = ThreadPoolExecutor(1).submit(api.post, "/api/predictions", sample_rows[0])
-        assert gate.entered.wait(20)
-        rows = _distinct(sample_rows, 5)
-        futures = _post_all(api, rows, 5)
-        gate.release()
-        assert leader.result(20).status == 201
-        responses = [f.result(20) for f in futures]
-        assert seen["fired"] == 1
-        assert [r.status for r in responses] == [503] * 5, [r.body for r in responses]
-        for resp in responses:
-            assert int(resp.headers["retry-after"]) > 0
-            assert "nothing of the batch was written" in resp.json["error"]["message"]
-        assert list(get_batcher().stats.sizes) == [1, 5]
-        assert storage.count_predictions() == 1, "no row of the failed batch is stored"
-        after = api.post("/api/predictions", rows[0])
-        assert after.status == 201, "the next batch succeeds"
-        assert storage.count_predictions() == 2
-    finally:
-        event.remove(engine, "after_cursor_execute", fail_after_insert)
+    monkeypatch.setattr(writer, "execute_driver", fail_after_insert)
+    leader = ThreadPoolExecutor(1).submit(api.post, "/api/predictions", sample_rows[0])
+    assert gate.entered.wait(20)
+    rows = _distinct(sample_rows, 5)
+    futures = _post_all(api, rows, 5)
+    gate.release()
+    assert leader.result(20).status == 201
+    responses = [f.result(20) for f in futures]
+    assert seen["fired"] == 1
+    assert [r.status for r in responses] == [503] * 5, [r.body for r in responses]
+    for resp in responses:
+        assert int(resp.headers["retry-after"]) > 0
+        assert "nothing of the batch was written" in resp.json["error"]["message"]
+    assert list(get_batcher().stats.sizes) == [1, 5]
+    assert storage.count_predictions() == 1, "no row of the failed batch is stored"
+    after = api.post("/api/predictions", rows[0])
+    assert after.status == 201, "the next batch succeeds"
+    assert storage.count_predictions() == 2
 
 
 def test_ids_and_rows_match_their_requests_under_concurrency(api, saved_model, sample_rows):
