@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -338,6 +339,28 @@ def _create_predictions(body: bytes | list[bytes], submitted: float | None = Non
     return None
 
 
+#: A body up to this size (a single transaction is about 700 bytes, 20 about 14 KB) is decoded and validated on
+#: the event loop (tens of microseconds) and queued for the batcher from there; a larger one, in a worker.
+INLINE_BODY_BYTES = 16 * 1024
+
+
+def _queue_predictions(body: list[bytes], answer: LoopAnswer) -> bool:
+    """Decode and validate a small body on the event loop, then queue it for the micro-batcher (which scores
+    and saves in its worker thread, never here). A request that joins a batch in progress wakes no thread;
+    a bad one is answered at once (400) without leaving the loop.
+
+    Returns False, having done nothing, until a worker has imported the scoring modules (the first
+    requests go through :func:`_create_predictions` in a worker: no import ever runs on the loop).
+    """
+    validation = sys.modules.get("fraud_app.inference.validation")
+    batching = sys.modules.get("fraud_app.inference.batching")
+    if validation is None or batching is None:
+        return False
+    values, model, is_batch = validation.parse_request(parse_json_body(b"".join(body)))
+    batching.get_batcher().enqueue(values, model, "api", _created_payload(is_batch), answer, api_executor())
+    return True
+
+
 def _list_payload(limit: int, offset: int) -> bytes:
     from fraud_app.storage import count_predictions, list_predictions
 
@@ -388,7 +411,9 @@ class PredictionsHandler(APIHandler):
     @endpoint()
     async def post(self) -> None:
         answer = LoopAnswer(asyncio.get_running_loop())
-        api_executor().submit(_create_predictions, self.take_body(), time.monotonic(), answer)
+        chunks = self.take_body()
+        if self._size > INLINE_BODY_BYTES or not _queue_predictions(chunks, answer):
+            api_executor().submit(_create_predictions, chunks, time.monotonic(), answer)
         payload, new_id = await answer.future
         if new_id is not None:
             self.set_header("Location", f"/api/predictions/{new_id}")

@@ -5,7 +5,8 @@ share one commit among concurrent transactions ("group commit"). :class:`MicroBa
 with the leader/follower pattern of group commit:
 
 * a request that finds the scorer idle becomes the **leader** and is scored at once, in its own
-  thread: a lone client never waits for a window;
+  thread (:meth:`MicroBatcher.submit`) or, queued from the event loop (:meth:`MicroBatcher.enqueue`),
+  in a worker thread started for it: a lone client never waits for a window;
 * requests that arrive while the leader is busy are queued (**followers**) and do not wait in a
   thread of their own; when the leader's batch is done it takes up to ``max_batch`` queued requests
   as the next batch, and so on until the queue is empty;
@@ -32,7 +33,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -141,6 +142,40 @@ class MicroBatcher:
             self._leading = True
         self._lead()
         return job.future
+
+    def enqueue(self, values: np.ndarray, model: str | None, source: str, finish: Finish | None, future: Any,
+                executor: Executor, submitted: float | None = None) -> None:
+        """Queue one validated request from a thread that must never score or wait (the event loop).
+
+        Like :meth:`submit`, but when the scorer is idle the leader is started in ``executor`` instead of
+        the calling thread; a request that finds a leader at work costs only a queue append: no thread
+        is woken for it. With batching off (``max_batch`` 1) the request is scored alone in ``executor``.
+        ``future`` is resolved as in :meth:`submit`.
+        """
+        job = ScoreJob(values, model, source, future, finish, submitted if submitted is not None else time.monotonic())
+        max_batch = self.max_batch
+        if max_batch <= 1:
+            executor.submit(self._run, [job], True)
+            return
+        with self._cv:
+            job.db_mark = self._db_clock()
+            self._pending.append(job)
+            if self._leading:
+                job.queued = self._in_batch
+                self.stats.queued += self._in_batch
+                if len(self._pending) >= max_batch:
+                    self._cv.notify_all()
+                return
+            self._leading = True
+        try:
+            executor.submit(self._lead)
+        except BaseException as exc:  # the executor is shut down: nothing will lead the queued requests
+            with self._cv:
+                self._leading = False
+                stranded = list(self._pending)
+                self._pending.clear()
+            for queued in stranded:
+                _fail(queued, exc)
 
     def _lead(self) -> None:
         try:

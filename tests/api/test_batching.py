@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -139,6 +139,35 @@ def test_a_lone_caller_is_scored_at_once_in_its_own_thread(saved_model, sample_r
     assert batcher.stats.queued == 0 and batcher.stats.window_waits == 0
     assert list(batcher.stats.sizes) == [1] * 10
     assert {name for name, _ in gate.calls} == {threading.current_thread().name}
+
+
+def test_requests_queued_from_the_event_loop_start_one_leader_and_wake_no_thread(saved_model, sample_rows,
+                                                                                  monkeypatch):
+    """``enqueue`` (what the API's event loop calls) never scores in the calling thread: an idle scorer gets
+    ONE leader in the executor; requests arriving while it works are only appended, and form the next batch."""
+    gate = Gate(monkeypatch)
+    started: list[str] = []
+    pool = ThreadPoolExecutor(2, thread_name_prefix="spy")
+
+    class SpyExecutor:
+        def submit(self, fn, *args):
+            started.append(fn.__name__)
+            return pool.submit(fn, *args)
+
+    batcher = MicroBatcher(max_batch=16)
+    rows = _distinct(sample_rows, 6)
+    futures = [Future() for _ in rows]
+    batcher.enqueue(_values(rows[:1]), None, "api", None, futures[0], SpyExecutor())
+    assert gate.entered.wait(20)
+    for row, future in zip(rows[1:], futures[1:], strict=True):
+        batcher.enqueue(_values([row]), None, "api", None, future, SpyExecutor())
+    assert started == ["_lead"], "one leader for all six requests"
+    gate.release()
+    stored = [future.result(20)[0] for future in futures]
+    assert [row["features"]["amount"] for row in stored] == [row["amount"] for row in rows]
+    assert list(batcher.stats.sizes) == [1, 5]
+    assert {name for name, _ in gate.calls} <= {"spy_0", "spy_1"}, "scored in the executor, not the caller"
+    pool.shutdown()
 
 
 def test_a_wait_window_is_a_setting(monkeypatch):

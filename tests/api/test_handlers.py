@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -233,15 +234,44 @@ def test_server_error_has_no_traceback_and_writes_nothing(api, saved_model, samp
     assert storage.count_predictions() == 0
 
 
-def test_work_runs_off_the_event_loop(api, saved_model, sample_rows, monkeypatch):
+def test_scoring_and_saving_run_off_the_event_loop(api, saved_model, sample_rows, monkeypatch):
+    """A small body is decoded and queued from the event loop, a large one in a worker; either way the model
+    scores and the database writes in an API worker thread, never on the loop."""
     from fraud_app.api import handlers
+    from fraud_app.inference import service
+    from fraud_app.storage import writer
 
-    threads = []
-    real = handlers._create_predictions
-    monkeypatch.setattr(handlers, "_create_predictions",
-                        lambda *args: threads.append(threading.current_thread().name) or real(*args))
+    seen: dict[str, list[str]] = {"predict": [], "write": [], "worker_decode": []}
+    real_predict, real_write, real_create = service._predict, writer.GroupWriter.write, handlers._create_predictions
+
+    def predict(model, values):
+        seen["predict"].append(threading.current_thread().name)
+        return real_predict(model, values)
+
+    def write(self, *args, **kwargs):
+        seen["write"].append(threading.current_thread().name)
+        return real_write(self, *args, **kwargs)
+
+    def create(*args):
+        seen["worker_decode"].append(threading.current_thread().name)
+        return real_create(*args)
+
+    monkeypatch.setattr(service, "_predict", predict)
+    monkeypatch.setattr(writer.GroupWriter, "write", write)
+    monkeypatch.setattr(handlers, "_create_predictions", create)
+    # the first request may go through a worker (it imports the scoring modules off the loop)
     assert api.post("/api/predictions", sample_rows[0]).status == 201
-    assert threads and threads[0].startswith("fraud-api")
+    assert "fraud_app.inference.batching" in sys.modules
+    for values in seen.values():
+        values.clear()
+    assert api.post("/api/predictions", sample_rows[1]).status == 201
+    assert seen["worker_decode"] == [], "a one-row body is decoded on the loop and queued from there"
+    big = {"transactions": sample_rows[:40]}
+    assert len(json.dumps(big)) > handlers.INLINE_BODY_BYTES
+    assert api.post("/api/predictions", big).status == 201
+    assert [name[:9] for name in seen["worker_decode"]] == ["fraud-api"], "a large body is decoded in a worker"
+    assert len(seen["predict"]) == len(seen["write"]) == 2
+    assert all(name.startswith("fraud-api") for name in seen["predict"] + seen["write"]), seen
 
 
 class TestToken:
