@@ -41,8 +41,10 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from bench._server import (
     BENCH_MODEL,
@@ -223,14 +225,47 @@ def profile_request(env: dict[str, str], body: bytes, batch_body: bytes, count: 
             stages(body)
         runs = [stages(body) for _ in range(count)]
         single = {name: statistics.median(r[name] for r in runs) * 1e6 for name in runs[0]}
+        extra = _whole_and_bare_write(body, model, count)
         batch = [stages(batch_body) for _ in range(3)]
         batch_ms = {name: statistics.median(r[name] for r in batch) * 1e3 for name in batch[0]}
         dispose_engines()
-        return {"single_row_us": single, "single_row_total_us": sum(single.values()),
+        return {"single_row_us": single, "single_row_total_us": sum(single.values()), **extra,
                 "batch_10000_ms": batch_ms, "batch_10000_total_ms": sum(batch_ms.values())}
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def _whole_and_bare_write(body: bytes, model: Any, count: int) -> dict[str, float]:  # noqa: ANN401
+    """Two more single-row figures (µs, median): the whole worker path in one thread, as the server runs it
+    (``_create_predictions``: decode, validate, the batcher, score, save, encode), and the write without the
+    monitoring upserts (what the aggregates cost a transaction)."""
+    from fraud_app.api.handlers import _create_predictions, parse_json_body
+    from fraud_app.inference import parse_request
+    from fraud_app.inference.service import _predict
+    from fraud_app.monitoring.aggregates import Counts, count_scored
+    from fraud_app.storage import ScoredRows
+    from fraud_app.storage.repository import _writer, utcnow
+    from fraud_app.storage.writer import bind_scored
+
+    values = parse_request(parse_json_body(body))[0]
+    part = ScoredRows(model.name, model.version, model.threshold, "api", values, _predict(model, values))
+    now = utcnow()
+    counts = count_scored(model.name, model.version, now, "api", part.scores, part.flagged, values)
+    writer = _writer()
+    params = bind_scored(writer.engine.dialect, part, now)
+
+    def timed(fn: Callable[[], Any]) -> float:
+        times = []
+        for _ in range(count):
+            t = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - t)
+        return statistics.median(times) * 1e6
+
+    return {"single_row_whole_path_us": timed(lambda: _create_predictions([body])),
+            "write_with_aggregates_us": timed(lambda: writer.write(params, counts)),
+            "write_without_aggregates_us": timed(lambda: writer.write(params, Counts()))}
 
 
 def _stats(rounds: list[dict]) -> float:
@@ -407,6 +442,10 @@ def _fmt_profile(profile: dict) -> str:
              "| stage | µs |", "|---|---|"]
     lines += [f"| {name} | {us:,.0f} |" for name, us in profile["single_row_us"].items()]
     lines.append(f"| **the stages together** | **{profile['single_row_total_us']:,.0f}** |")
+    lines.append(f"| the whole worker path in one thread (`_create_predictions`: the stages, the batcher, "
+                 f"its checks) | {profile['single_row_whole_path_us']:,.0f} |")
+    lines += ["", f"The write alone: {profile['write_with_aggregates_us']:,.0f} µs with the monitoring upserts, "
+                  f"{profile['write_without_aggregates_us']:,.0f} µs without them."]
     lines += ["", "In the server (CPU µs per request, from /proc: event-loop thread(s) + other threads = total):", "",
               "| set-up | load | app | bare Tornado | Flask | floor |", "|---|---|---|---|---|---|"]
     for label, by_load in profile["server_cpu_us_per_request"].items():
