@@ -207,6 +207,8 @@ class LoadResult:
     statuses: dict[int, int] = field(default_factory=dict)
     ids: list[int] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    #: The first few answers with a 5xx status (status and body), to say why.
+    server_errors: list[str] = field(default_factory=list)
     elapsed: float = 0.0
 
     def add_status(self, status: int) -> None:
@@ -232,6 +234,8 @@ async def _client(port: int, raw: bytes, count: int, result: LoadResult, deadlin
             body = await reader.readexactly(length)
             result.latencies.append(time.perf_counter() - started)
             result.add_status(status)
+            if status >= 500 and len(result.server_errors) < 5:
+                result.server_errors.append(f"{status} {body[:300].decode('utf-8', 'replace')}")
             if collect_ids and status == 201:
                 result.ids.append(json.loads(body)["id"])
     except (OSError, asyncio.IncompleteReadError, ConnectionError) as exc:

@@ -345,12 +345,15 @@ def run_setup(label: str, env: dict[str, str], run_dir: Path, model: dict, singl
                  "req_per_s": sum(load.statuses.values()) / load.elapsed, "new_rows": after - before,
                  "ids_returned": len(load.ids), "ids_unique": len(set(load.ids)),
                  "lost": _missing_ids(url, load.ids), "5xx": fivexx, "client_errors": load.errors[:5],
+                 "server_errors": load.server_errors,
                  "p99_ms": percentile(load.latencies, 99) * 1e3}
         part2["met"] = (part2["new_rows"] == 6400 and part2["lost"] == 0 and fivexx == 0
                         and part2["ids_unique"] == 6400)
         result["concurrent_writers"] = part2
         print(f"  {part2['new_rows']} new rows, {part2['lost']} lost, {fivexx} 5xx, "
               f"{part2['req_per_s']:,.0f} req/s, p99 {part2['p99_ms']:.1f} ms", flush=True)
+        for answer in load.server_errors:
+            print(f"  5xx: {answer}", flush=True)
 
         # 4. one 10,000-row batch
         print(f"[{label}] part 4: 10,000-row batch ...", flush=True)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
@@ -317,9 +316,11 @@ def _create_predictions(body: bytes | list[bytes], submitted: float | None = Non
     ``submitted`` (``time.monotonic()``): when the request was handed to the worker pool. Time spent
     queued (for a worker, then for a batch) counts against ``FRAUD_APP_DB_BUSY_TIMEOUT``.
     """
+    global _scoring
     from fraud_app.inference import parse_request
     from fraud_app.inference.batching import get_batcher
 
+    _scoring = (parse_request, get_batcher)
     own = answer if answer is not None else Future()
     try:
         if isinstance(body, list):
@@ -352,13 +353,18 @@ def _queue_predictions(body: list[bytes], answer: LoopAnswer) -> bool:
     Returns False, having done nothing, until a worker has imported the scoring modules (the first
     requests go through :func:`_create_predictions` in a worker: no import ever runs on the loop).
     """
-    validation = sys.modules.get("fraud_app.inference.validation")
-    batching = sys.modules.get("fraud_app.inference.batching")
-    if validation is None or batching is None:
+    scoring = _scoring
+    if scoring is None:
         return False
-    values, model, is_batch = validation.parse_request(parse_json_body(b"".join(body)))
-    batching.get_batcher().enqueue(values, model, "api", _created_payload(is_batch), answer, api_executor())
+    parse_request, get_batcher = scoring
+    values, model, is_batch = parse_request(parse_json_body(b"".join(body)))
+    get_batcher().enqueue(values, model, "api", _created_payload(is_batch), answer, api_executor())
     return True
+
+
+#: ``(parse_request, get_batcher)`` once a worker has imported them (see :func:`_queue_predictions`). Set only
+#: after both imports returned: a module in ``sys.modules`` may still be importing in another thread.
+_scoring: tuple[Callable, Callable] | None = None
 
 
 def _list_payload(limit: int, offset: int) -> bytes:
