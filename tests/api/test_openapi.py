@@ -131,6 +131,23 @@ def test_duplicate_keys_are_caught_on_the_fast_path(payload):
     assert "twice" in caught.value.message
 
 
+@pytest.mark.parametrize("spacing", [b" ", b"\n", b"\t", b"\r"])
+def test_a_large_body_with_a_spaced_duplicate_key_is_caught(spacing):
+    """Above 64 KB the quote-then-whitespace scan is vectorised: it must still catch a key written with
+    whitespace before its colon (where the compact key count cannot see a duplicate), and pass a clean body."""
+    from fraud_app.api.base import APIError
+    from fraud_app.api.handlers import parse_json_body
+
+    rows = [f'{{"a":{i},"b":{i}}}'.encode() for i in range(8000)]
+    clean = b'{"transactions":[' + b",".join(rows) + b"]}"
+    assert len(clean) > 64 * 1024
+    assert len(parse_json_body(clean)["transactions"]) == 8000
+    rows[4321] = b'{"a":1,"b"' + spacing + b':2,"b":3}'
+    with pytest.raises(APIError) as caught:
+        parse_json_body(b'{"transactions":[' + b",".join(rows) + b"]}")
+    assert "twice" in caught.value.message and caught.value.field == "b"
+
+
 @pytest.mark.parametrize("depth", [900, 1000, 1020, 5000])
 def test_deep_nesting_is_a_400_on_either_path(depth):
     from fraud_app.api.base import APIError
