@@ -284,19 +284,12 @@ def report(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("step", choices=("run", "report"))
-    parser.add_argument("--data", type=Path, default=Path("data/creditcard.parquet"))
-    parser.add_argument("--part", type=int, default=0)
-    parser.add_argument("--parts", type=int, default=1)
-    parser.add_argument("--kind", choices=tuple(KINDS), default="lightgbm", help="run: which kind to fit")
-    parser.add_argument("--out", type=Path, default=RESULTS / "tune_refit.json")
-    args = parser.parse_args(argv)
-    if not args.data.exists():
-        print(f"{args.data} not found; run `python -m fraud_app data fetch` first", file=sys.stderr)
-        return 2
-    os.environ.pop("FRAUD_APP_DATASET", None)
-    return run(args) if args.step == "run" else report(args)
+    from bench.tune_screen import staged_main
+
+    def kind_option(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--kind", choices=tuple(KINDS), default="lightgbm", help="run: which kind to fit")
+
+    return staged_main(argv, __doc__, run, report, RESULTS / "tune_refit.json", kind_option)
 
 
 if __name__ == "__main__":
