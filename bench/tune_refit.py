@@ -55,6 +55,8 @@ SEEDS = range(5)
 OUTER = 3
 INNER = (3, 5)
 BASELINE = "a3_refit"
+#: The procedure that became LightGBM's default (``final_model="fold_bag"`` with the app's 5 folds).
+NEW_DEFAULT = "b5_cvbag_logodds"
 
 
 def units() -> list[tuple[int, int]]:
@@ -204,6 +206,16 @@ def procedures(d) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def paired(by_unit: dict, other: dict, keys: list) -> dict:
+    """Mean ± standard error of the per-unit F1 and PR-AUC differences against ``other``."""
+    out = {}
+    for metric in ("f1", "pr_auc"):
+        diff = np.array([by_unit[u][metric] - other[u][metric] for u in keys])
+        out[metric] = {"mean": float(diff.mean()), "se": float(diff.std(ddof=1) / np.sqrt(len(diff))),
+                       "wins": int(np.sum(diff > 0)), "losses": int(np.sum(diff < 0))}
+    return out
+
+
 def report(args: argparse.Namespace) -> int:
     from sklearn.metrics import average_precision_score
 
@@ -261,6 +273,7 @@ def report(args: argparse.Namespace) -> int:
                 "se": float(auc_diff.std(ddof=1) / np.sqrt(len(auc_diff))) if len(auc_diff) > 1 else None,
                 "wins": int(np.sum(auc_diff > 0)),
             },
+            f"diff_vs_{NEW_DEFAULT}": paired(by_unit, per_unit[NEW_DEFAULT], keys),
             "per_unit": rows,
         }
         dd, da = results[name][f"diff_f1_vs_{BASELINE}"], results[name][f"diff_pr_auc_vs_{BASELINE}"]
@@ -268,11 +281,16 @@ def report(args: argparse.Namespace) -> int:
               f"W/T/L {dd['wins_ties_losses']}, per seed {dd['per_seed_pooled']})  PR-AUC "
               f"{results[name]['mean_pr_auc']:.4f} (diff {da['mean']:+.4f} ± {da['se'] or 0:.4f}, {da['wins']} wins)",
               flush=True)
+    print(f"against {NEW_DEFAULT}:")
+    for name, res in results.items():
+        d = res[f"diff_vs_{NEW_DEFAULT}"]
+        print(f"  {name:<22} F1 {d['f1']['mean']:+.4f} ± {d['f1']['se']:.4f} ({d['f1']['wins']} wins, "
+              f"{d['f1']['losses']} losses)  PR-AUC {d['pr_auc']['mean']:+.4f} ± {d['pr_auc']['se']:.4f}")
     out = {
         "units": [list(u) for u in done], "outer_folds": OUTER, "inner_folds": list(INNER),
         "rows": "outer folds of the training part of each random benchmark split (seeds 0-4); no test row",
         "protocol": __doc__.split("Nested protocol, ", 1)[1].split("\n\nReported", 1)[0].replace("\n", " "),
-        "baseline": BASELINE, "xgboost_params": {**XGB_PARAMS, "rounds": XGB_ROUNDS}, "results": results,
+        "baseline": BASELINE, "new_default": NEW_DEFAULT, "xgboost_params": {**XGB_PARAMS, "rounds": XGB_ROUNDS}, "results": results,
         "fit_seconds_mean": {k: round(float(np.mean(v)), 2) for k, v in seconds.items()},
         "load_average_1min_at_unit_start": loads,
         "load_average_at_report": [round(x, 2) for x in os.getloadavg()],
