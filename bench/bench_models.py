@@ -7,14 +7,15 @@ Random split: for each seed the data is split 80/20 (stratified, seeded). Time s
 earliest 80 % of transactions, test on the latest 20 % (the same rows for every seed; the seed
 seeds the folds and the models). Each kind is fitted on the training part with the app's
 protocol: its calibration and threshold are chosen on out-of-fold scores of a stratified 5-fold
-split of the training part, then it is fitted on the whole training part; it is evaluated once
-on the test part. Prints mean ± std over seeds of F1, precision, recall, PR-AUC (average
+split of the training part, then its final model is made (LightGBM: by default the bag of the
+fold models, ``final_model="fold_bag"``; the other kinds: a fit on the whole training part); it
+is evaluated once on the test part. Prints mean ± std over seeds of F1, precision, recall, PR-AUC (average
 precision), ROC-AUC, the Brier score and fit seconds for each split, checks the targets of issues
 #3 and #13, and writes ``bench/results/models.json`` (the random split at the top level, as
 before; the time split under ``time_split``).
 
-``fit seconds`` is the wall time of ``fit`` on the training part (the 5 fold fits *and* the final
-fit). Before the protocol, LightGBM's fit on the seed-0 training part (227,845 rows) is timed on
+``fit seconds`` is the wall time of ``fit`` on the training part (the fold fits *and* the final
+fit, if the kind makes one). Before the protocol, LightGBM's fit on the seed-0 training part (227,845 rows) is timed on
 its own (``--fit-repeats``): the final fit alone (one model on all training rows, what issue #13's
 "fit on the full training part" target measures) and the whole out-of-fold ``fit``. The machine is
 shared, so the load average is recorded before, after, and with each timed fit.
@@ -83,8 +84,9 @@ def check_targets(report: dict) -> dict:
 
 def time_lightgbm_fit(frame, repeats: int) -> dict:
     """Wall time of LightGBM on the seed-0 80 % training part, ``repeats`` times each:
-    ``final_fit`` = one fit on all training rows (the model that is saved), ``oof_fit`` = the whole
-    ``fit`` (5 out-of-fold fits, calibration, threshold and the final fit).
+    ``final_fit`` = one fit on all training rows (the model saved with ``final_model="refit"``),
+    ``oof_fit`` = the whole ``fit`` (5 out-of-fold fits, calibration, threshold; with the default
+    fold bag the fold models are the final model, so there is no further fit).
 
     Run before the protocol so it is not skewed by the benchmark's own earlier fits; the load
     average is recorded with each measurement because the machine is shared.

@@ -34,7 +34,6 @@ import os
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -203,19 +202,30 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def staged_main(argv: list[str] | None, doc: str, run_step, report_step, out: Path, add_arguments=None) -> int:
+    """The CLI of a two-step study: ``run --part P --parts N`` (cached fits), then ``report`` (JSON).
+
+    ``add_arguments(parser)`` adds a study's own options; ``run_step``/``report_step`` take the
+    parsed arguments and return the exit code.
+    """
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("step", choices=("run", "report"))
     parser.add_argument("--data", type=Path, default=Path("data/creditcard.parquet"))
     parser.add_argument("--part", type=int, default=0)
     parser.add_argument("--parts", type=int, default=1)
-    parser.add_argument("--out", type=Path, default=RESULTS / "tune_screen.json")
+    parser.add_argument("--out", type=Path, default=out)
+    if add_arguments is not None:
+        add_arguments(parser)
     args = parser.parse_args(argv)
     if not args.data.exists():
         print(f"{args.data} not found; run `python -m fraud_app data fetch` first", file=sys.stderr)
         return 2
     os.environ.pop("FRAUD_APP_DATASET", None)
-    return run(args) if args.step == "run" else report(args)
+    return run_step(args) if args.step == "run" else report_step(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return staged_main(argv, __doc__, run, report, RESULTS / "tune_screen.json")
 
 
 if __name__ == "__main__":

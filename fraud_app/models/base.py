@@ -361,6 +361,9 @@ class FraudModel(abc.ABC):
         self.fitted = False
         #: (labels, calibrated scores) the threshold was chosen on: out-of-fold or validation. Not saved.
         self.threshold_scores: tuple[np.ndarray, np.ndarray] | None = None
+        #: The fitted fold models of the last out-of-fold fit, until :meth:`final_fit` has run (a kind
+        #: may keep them as its final model instead of refitting: LightGBM's ``final_model="fold_bag"``).
+        self.fold_models: list[FraudModel] = []
 
     # -- hooks -------------------------------------------------------------------------------
     def check_params(self, params: dict[str, Any]) -> dict[str, Any]:
@@ -407,11 +410,13 @@ class FraudModel(abc.ABC):
         """Out-of-fold P(fraud) for every row: fold *i*'s model never saw the rows it scores.
 
         Each fold model may stop early on its held-out fold (never on any test row). The fold
-        models' ``best_iteration`` values are kept in ``fit_info["fold_best_iterations"]``.
+        models' ``best_iteration`` values are kept in ``fit_info["fold_best_iterations"]``, the
+        fitted fold models in :attr:`fold_models` (until the final fit).
         """
         scores = np.empty(len(y), dtype=np.float64)
         best = []
         k = len(folds)
+        self.fold_models = []
         for i, (fit_rows, held) in enumerate(folds):
             sub = reporter.sub(i / k, (i + 1) / k, prefix=f"fold {i + 1}/{k}: ")
             model = self.fold_model()
@@ -419,6 +424,7 @@ class FraudModel(abc.ABC):
             model.fitted = True
             scores[held] = model.predict_proba_array(X[held])
             best.append(model.fit_info.get("best_iteration"))
+            self.fold_models.append(model)
         if any(b is not None for b in best):
             self.fit_info["fold_best_iterations"] = [int(b) for b in best if b is not None]
         return scores
@@ -507,6 +513,7 @@ class FraudModel(abc.ABC):
         scores = self._choose_threshold(raw, y)
         self.fit_info["final_fit_rows"] = int(len(y))
         self.final_fit(X, y, reporter.sub(share, 1.0, prefix=f"final fit on all {len(y):,} rows: "))
+        self.fold_models = []
         self.fitted = True
         self.trained_at = datetime.now(UTC).isoformat(timespec="seconds")
         self.version = None

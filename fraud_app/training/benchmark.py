@@ -99,7 +99,8 @@ def run_benchmark(frame: pd.DataFrame, kinds: Sequence[str] = DEFAULT_KINDS,
            "time-ordered split: train on the earliest 80% of transactions, test on the latest 20% (same rows "
            "for every seed; the seed seeds the folds and the model)")
     chosen = (f"threshold and calibration chosen inside fit on out-of-fold scores of a stratified {folds}-fold "
-              f"split of the training part, then a final fit on the whole training part"
+              f"split of the training part, then the final model (LightGBM, also as an aggregator member: the "
+              f"bag of its fold models; the other kinds: a fit on the whole training part)"
               if threshold_method == "oof" else
               "threshold chosen inside fit on a stratified 20% validation split of the training part")
     return {

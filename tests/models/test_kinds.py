@@ -154,7 +154,7 @@ def test_oof_threshold_is_the_f1_best_on_out_of_fold_scores_then_the_model_fits_
 
 def test_early_stopping_watches_the_folds_and_the_final_fit_uses_their_mean_rounds(frame):
     model = create("lightgbm", n_estimators=400, early_stopping_rounds=10, learning_rate=0.2, n_jobs=1,
-                   random_state=1).fit(frame, frame["is_fraud"], folds=3)
+                   random_state=1, final_model="refit").fit(frame, frame["is_fraud"], folds=3)
     rounds = model.fit_info["fold_best_iterations"]
     assert len(rounds) == 3 and max(rounds) < 400  # each fold stopped on its held-out fold
     assert model.fit_info["final_rounds"] == round(np.mean(rounds) * 3 / 2)
