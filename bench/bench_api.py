@@ -501,7 +501,9 @@ def main(argv: list[str] | None = None) -> int:
                     "python": platform.python_version(), "platform": platform.platform(),
                     "load_avg_at_start": list(os.getloadavg())},
         "server": "panel serve app.py --plugins fraud_app.api (1 process, SQLite WAL)",
-        "model": {k: model[k] for k in ("name", "kind", "version", "threshold")} | {"trained_on": str(args.data)},
+        "model": {k: model[k] for k in ("name", "kind", "version", "threshold")}
+        | {"trained_on": str(args.data),
+           "final_model": (model.get("params") or {}).get("final_model", "refit (saved before final_model existed)")},
         "goals": GOALS,
     }
 
