@@ -6,6 +6,7 @@ Everything runs on 127.0.0.1 only; every loop is bounded by a request count and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -97,13 +98,32 @@ class Server:
     log_path: Path
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
+        """SIGTERM the server (with ``--num-procs``, in a session of its own: every process of its group, or
+        the forked workers outlive their parent), then SIGKILL whatever is left after 15 s."""
+        group = self._group()
+        if group is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGTERM)
+        elif self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(15)
+        try:
+            self.proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(15)
+        if group is not None:
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline and _group_alive(group):
+                time.sleep(0.1)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(group, signal.SIGKILL)
+
+    def _group(self) -> int | None:
+        """The server's process group when it leads one (started with ``new_session``)."""
+        try:
+            return self.proc.pid if os.getpgid(self.proc.pid) == self.proc.pid else None
+        except ProcessLookupError:
+            return None
 
     def kill9(self) -> None:
         """SIGKILL the server; with ``--num-procs`` (its own session) every process of its group."""
@@ -112,6 +132,14 @@ class Server:
         else:
             self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(15)
+
+
+def _group_alive(group: int) -> bool:
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _launch(cmd: list[str], port: int, log_path: Path, env: dict[str, str] | None = None,
