@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-repeats", type=int, default=1,
                         help="timed LightGBM fits on the seed-0 80 %% before the protocol (0 = skip)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads of every LightGBM / forest fit, aggregator members included (default: "
+                        help="threads of every LightGBM / XGBoost / forest fit, aggregator members included (default: "
                              "each kind's n_jobs); 1 on a shared machine")
     parser.add_argument("--out", type=Path, default=RESULTS / "models.json", help="where to write the JSON result")
     parser.add_argument("--timing-only", action="store_true",
