@@ -138,3 +138,13 @@ def test_the_api_scores_and_explains_with_a_saved_xgboost_model(api, fitted, fra
     why = inference.explain(body[1], top=29, units="log_odds")
     assert why["contribution"].sum() + model.expected_value("log_odds") == pytest.approx(
         logit(np.clip(expected[1:], 1e-7, 1 - 1e-7))[0], abs=1e-5)
+
+
+def test_an_aggregator_with_an_xgboost_member_fits_and_round_trips(frame):
+    members = [{"kind": "xgboost", "params": {"n_estimators": 20, "n_jobs": 1}}, "decision_tree"]
+    model = create("aggregator", members=members, selection="fixed").fit(frame, frame["is_fraud"], folds=3)
+    folder = model.save("agg_xgb")
+    assert (folder / "members" / "0" / MODEL_FILE).is_file()
+    loaded = load_model("agg_xgb")
+    assert [m.kind for m in loaded.members] == ["xgboost", "decision_tree"]
+    np.testing.assert_array_equal(loaded.predict_proba(frame), model.predict_proba(frame))
