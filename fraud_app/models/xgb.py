@@ -31,8 +31,8 @@ from fraud_app.models.calibration import sigmoid
 from fraud_app.models.errors import ModelLoadError
 
 MODEL_FILE = "model.xgb.json"
-#: Up to this many rows a prediction runs on one thread: on the shared 2-core machine a second
-#: OpenMP thread made every size slower (docs/models.md, "XGBoost"); above it ``n_jobs`` is used.
+#: Up to this many rows a prediction runs on one thread, above it ``n_jobs`` (LightGBM's cut-off; on
+#: the shared 2-core machine a second thread gained nothing: ``bench/bench_xgb_threads.py``).
 SMALL_BATCH_ROWS = 10_000
 
 
