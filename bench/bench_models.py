@@ -20,11 +20,11 @@ its own (``--fit-repeats``): the final fit alone (one model on all training rows
 "fit on the full training part" target measures) and the whole out-of-fold ``fit``. The machine is
 shared, so the load average is recorded before, after, and with each timed fit.
 
-``--threads N`` sets ``n_jobs`` of every LightGBM and forest fit, aggregator members included (one
+``--threads N`` sets ``n_jobs`` of every LightGBM, XGBoost and forest fit, aggregator members included (one
 thread per process on a shared machine; the models are the same as with two threads here).
 
 The random forest is not in the default kinds: on this 2-core machine its out-of-fold fit costs
-several minutes per seed (six forests); pass ``--models decision_tree,lightgbm,random_forest,aggregator``
+several minutes per seed (six forests); pass ``--models decision_tree,lightgbm,xgboost,random_forest,aggregator``
 to include it.
 """
 
@@ -40,7 +40,7 @@ TARGET_F1 = 0.87
 TARGET_GAIN = 0.10
 TARGET_PR_AUC = 0.87
 TARGET_LGBM_FIT_S = 15.0
-DEFAULT_KINDS = ("decision_tree", "lightgbm", "aggregator")
+DEFAULT_KINDS = ("decision_tree", "lightgbm", "xgboost", "aggregator")
 
 
 def check_targets(report: dict) -> dict:
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fit-repeats", type=int, default=1,
                         help="timed LightGBM fits on the seed-0 80 %% before the protocol (0 = skip)")
     parser.add_argument("--threads", type=int, default=None,
-                        help="threads of every LightGBM / forest fit, aggregator members included (default: "
+                        help="threads of every LightGBM / XGBoost / forest fit, aggregator members included (default: "
                              "each kind's n_jobs); 1 on a shared machine")
     parser.add_argument("--out", type=Path, default=RESULTS / "models.json", help="where to write the JSON result")
     parser.add_argument("--timing-only", action="store_true",

@@ -25,6 +25,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from fraud_app.models import tree as _tree  # noqa: I001, F401  (registers "decision_tree")
 from fraud_app.models import lgbm as _lgbm  # noqa: F401  (registers "lightgbm")
 from fraud_app.models import forest as _forest  # noqa: F401  (registers "random_forest")
+from fraud_app.models import xgb as _xgb  # noqa: F401  (registers "xgboost")
 from fraud_app.models import aggregator as _aggregator  # noqa: F401  (registers "aggregator")
 from fraud_app.models.aggregator import AggregatorModel
 from fraud_app.models.base import (
@@ -72,6 +73,7 @@ from fraud_app.models.store import (
 from fraud_app.models.forest import RandomForestModel
 from fraud_app.models.lgbm import LightGBMModel
 from fraud_app.models.tree import DecisionTreeModel
+from fraud_app.models.xgb import XGBoostModel
 
 #: The built-in kind names (``model_kinds()`` also lists kinds registered later).
 MODEL_KINDS: tuple[str, ...] = model_kinds()
@@ -79,7 +81,8 @@ MODEL_KINDS: tuple[str, ...] = model_kinds()
 __all__ = [
     "CALIBRATION_METHODS", "CONTRIBUTION_UNITS", "DEFAULT_FOLDS", "HYPERPARAMETERS", "MODEL_KINDS",
     "THRESHOLD_METHODS", "VALIDATION_FRACTION", "Calibration", "ModelParams", "active_model_status",
-    "AggregatorModel", "DecisionTreeModel", "FraudModel", "LightGBMModel", "RandomForestModel", "ProgressEvent", "Reporter",
+    "AggregatorModel", "DecisionTreeModel", "FraudModel", "LightGBMModel", "RandomForestModel", "XGBoostModel", "ProgressEvent",
+    "Reporter",
     "InvalidModelNameError", "ModelExistsError", "ModelLoadError", "ModelNotFoundError", "NotFittedError",
     "TrainingCancelled", "UnknownModelKindError",
     "best_f1_threshold", "check_features", "create", "delete_model", "get_active_model_name", "is_cancelled",

@@ -78,7 +78,7 @@ class AggregatorModel(FraudModel):
         """Hyper-parameters of the aggregator: its members and their weights."""
 
         members = _MemberList(default=["lightgbm", "lightgbm"],
-                              objects_hint=["decision_tree", "lightgbm", "random_forest"],
+                              objects_hint=["decision_tree", "lightgbm", "random_forest", "xgboost"],
                               doc="Member model kinds (or {'kind', 'params'} dicts) whose probabilities are averaged.")
         weights = param.List(default=None, allow_None=True, item_type=(int, float),
                              doc="One non-negative weight per member (None = equal weights).")

@@ -118,11 +118,13 @@ def _library_versions() -> dict[str, str]:
     import numpy
     import sklearn
     import skops
+    import xgboost
 
     import fraud_app
 
     return {"fraud_app": fraud_app.__version__, "scikit-learn": sklearn.__version__,
-            "lightgbm": lightgbm.__version__, "skops": skops.__version__, "numpy": numpy.__version__}
+            "lightgbm": lightgbm.__version__, "skops": skops.__version__,
+            "xgboost": xgboost.__version__, "numpy": numpy.__version__}
 
 
 def save_model(model: FraudModel, name: str, overwrite: bool = False) -> Path:

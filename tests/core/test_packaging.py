@@ -13,6 +13,8 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[2]
+#: pip names (per platform, chosen by an environment marker) -> the one conda-forge package.
+CONDA_NAMES = {"xgboost-cpu": "py-xgboost-cpu", "xgboost": "py-xgboost-cpu"}
 CORE_PACKAGES = ["data", "eda", "models", "training", "inference", "storage", "scale", "monitoring"]
 
 
@@ -25,7 +27,12 @@ def _pyproject_requirements() -> dict[str, str]:
     reqs = list(project["dependencies"])
     for extra in project["optional-dependencies"].values():
         reqs += extra
-    return {_name(r): re.sub(r"\[.*?\]", "", r).replace(" ", "") for r in reqs}
+    out = {}
+    for r in reqs:
+        spec = re.sub(r"\[.*?\]", "", r.split(";")[0]).replace(" ", "")
+        name = CONDA_NAMES.get(_name(r), _name(r))
+        out[name] = spec.replace(_name(r), name, 1) if name != _name(r) else spec
+    return out
 
 
 def _conda_requirements() -> dict[str, str]:

@@ -13,6 +13,7 @@ FAST_PARAMS: dict[str, dict] = {
     "decision_tree": {},
     "lightgbm": {"n_estimators": 60, "early_stopping_rounds": 20, "n_jobs": 1},
     "random_forest": {"n_estimators": 30, "n_jobs": 1},
+    "xgboost": {"n_estimators": 40, "n_jobs": 1},
     "aggregator": {"members": [
         {"kind": "lightgbm", "params": {"n_estimators": 60, "early_stopping_rounds": 20, "n_jobs": 1}},
         {"kind": "random_forest", "params": {"n_estimators": 30, "n_jobs": 1}},

@@ -26,8 +26,8 @@ from fraud_app.models.base import VALIDATION_FRACTION, stratified_split
 from tests.models.conftest import FAST_PARAMS
 
 
-def test_the_four_kinds_are_registered_baseline_first():
-    assert MODEL_KINDS == ("decision_tree", "lightgbm", "random_forest", "aggregator")
+def test_the_five_kinds_are_registered_baseline_first():
+    assert MODEL_KINDS == ("decision_tree", "lightgbm", "random_forest", "xgboost", "aggregator")
     assert set(FAST_PARAMS) == set(MODEL_KINDS)
 
 

@@ -242,7 +242,7 @@ def test_the_payload_really_executes_when_unpickled(tmp_path):
 
 
 @pytest.mark.parametrize("kind,filename", [("decision_tree", "model.skops"), ("random_forest", "model.skops"),
-                                           ("lightgbm", "model.lgb.txt")])
+                                           ("lightgbm", "model.lgb.txt"), ("xgboost", "model.xgb.json")])
 def test_a_planted_pickle_fails_safely_without_running(kind, filename, fitted, tmp_path):
     folder = fitted[kind].save(f"planted_{kind}", overwrite=True)
     marker = tmp_path / "pwned"

@@ -68,6 +68,7 @@ KIND_LABELS = {
     "decision_tree": "Decision tree (baseline)",
     "lightgbm": "LightGBM",
     "random_forest": "Random forest",
+    "xgboost": "XGBoost",
     "aggregator": "Aggregator (soft voting)",
 }
 #: How many runs the runs table shows.
