@@ -423,9 +423,9 @@ def _fmt_table(setup: dict) -> str:
                   f"{floor['app_of_floor_sequential']:.2f} and {floor['app_of_floor_concurrent16']:.2f} of the floor."]
     mark = lambda ok: "met" if ok else "MISSED"  # noqa: E731
     lines += ["", "| figure | measured | goal | |", "|---|---|---|---|",
-              f"| sequential: app ÷ bare Tornado | {p1['sequential_ratio']:.2f} | ≥ 0.5 | "
+              f"| sequential: app ÷ bare Tornado | {p1['sequential_ratio']:.3f} | ≥ 0.5 | "
               f"{mark(p1['met']['sequential_ratio'])} |",
-              f"| 16 clients: app ÷ bare Tornado | {p1['concurrent16_ratio_bare']:.2f} | ≥ 0.6 | "
+              f"| 16 clients: app ÷ bare Tornado | {p1['concurrent16_ratio_bare']:.3f} | ≥ 0.6 | "
               f"{mark(p1['met']['concurrent16_ratio_bare'])} |",
               f"| 16 clients: app ÷ Flask reference | {p1['concurrent16_ratio_flask']:.2f} | ≥ 4 | "
               f"{mark(p1['met']['concurrent16_ratio_flask'])} |",

@@ -110,14 +110,14 @@ ROWS: list[Row] = [
         lambda d: f"{d['cold_first_s']:.2f} s", "≤ 2 s", lambda d: d["cold_first_s"] <= 2),
     # -- REST API (issues #4, #10) --
     Row("`POST /api/predictions` sequential: app ÷ bare Tornado", "api.json",
-        lambda d: f"{d['single_row']['sequential_ratio']:.2f} "
+        lambda d: f"{d['single_row']['sequential_ratio']:.3f} "
                   f"({d['single_row']['sequential_app_req_per_s_median']:,.0f} vs "
                   f"{d['single_row']['sequential_bare_req_per_s_median']:,.0f} req/s; the floor server, which only "
                   f"scores and commits: {d['single_row']['floor']['sequential_ratio']:.2f}; load average "
                   f"{d['machine']['load_avg_at_start'][0]:.1f}–{d['machine']['load_avg_at_end'][0]:.1f} on 2 cores)",
         "≥ 0.5", lambda d: d["single_row"]["sequential_ratio"] >= 0.5),
     Row("`POST /api/predictions` 16 clients: app ÷ bare Tornado / app ÷ Flask reference", "api.json",
-        lambda d: f"{d['single_row']['concurrent16_ratio_bare']:.2f} / {d['single_row']['concurrent16_ratio_flask']:.1f} "
+        lambda d: f"{d['single_row']['concurrent16_ratio_bare']:.3f} / {d['single_row']['concurrent16_ratio_flask']:.2f} "
                   f"(the floor server: {d['single_row']['floor']['concurrent16_ratio_bare']:.2f} of bare)",
         "≥ 0.6 / ≥ 4", lambda d: d["single_row"]["met"]["concurrent16_ratio_bare"]
         and d["single_row"]["met"]["concurrent16_ratio_flask"]),
