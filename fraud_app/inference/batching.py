@@ -128,19 +128,8 @@ class MicroBatcher:
         if max_batch <= 1:  # batching off: this request alone, in this thread
             self._run([job], alone=True)
             return job.future
-        with self._cv:
-            job.db_mark = self._db_clock()
-            self._pending.append(job)
-            if self._leading:
-                # Queued behind work only if a batch is being scored or saved right now; otherwise the
-                # leader is turning round (its requests are answered) and takes this one at once.
-                job.queued = self._in_batch
-                self.stats.queued += self._in_batch
-                if len(self._pending) >= max_batch:
-                    self._cv.notify_all()  # a leader waiting for its window may go
-                return job.future
-            self._leading = True
-        self._lead()
+        if self._queue(job, max_batch):
+            self._lead()
         return job.future
 
     def enqueue(self, values: np.ndarray, model: str | None, source: str, finish: Finish | None, future: Any,
@@ -157,16 +146,8 @@ class MicroBatcher:
         if max_batch <= 1:
             executor.submit(self._run, [job], True)
             return
-        with self._cv:
-            job.db_mark = self._db_clock()
-            self._pending.append(job)
-            if self._leading:
-                job.queued = self._in_batch
-                self.stats.queued += self._in_batch
-                if len(self._pending) >= max_batch:
-                    self._cv.notify_all()
-                return
-            self._leading = True
+        if not self._queue(job, max_batch):
+            return
         try:
             executor.submit(self._lead)
         except BaseException as exc:  # the executor is shut down: nothing will lead the queued requests
@@ -176,6 +157,22 @@ class MicroBatcher:
                 self._pending.clear()
             for queued in stranded:
                 _fail(queued, exc)
+
+    def _queue(self, job: ScoreJob, max_batch: int) -> bool:
+        """Append ``job``; True when no leader is at work (the caller must start one: it is now marked)."""
+        with self._cv:
+            job.db_mark = self._db_clock()
+            self._pending.append(job)
+            if self._leading:
+                # Queued behind work only if a batch is being scored or saved right now; otherwise the
+                # leader is turning round (its requests are answered) and takes this one at once.
+                job.queued = self._in_batch
+                self.stats.queued += self._in_batch
+                if len(self._pending) >= max_batch:
+                    self._cv.notify_all()  # a leader waiting for its window may go
+                return False
+            self._leading = True
+            return True
 
     def _lead(self) -> None:
         try:
