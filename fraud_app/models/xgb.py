@@ -31,8 +31,9 @@ from fraud_app.models.calibration import sigmoid
 from fraud_app.models.errors import ModelLoadError
 
 MODEL_FILE = "model.xgb.json"
-#: Up to this many rows a prediction runs on one thread, above it ``n_jobs`` (LightGBM's cut-off; on
-#: the shared 2-core machine a second thread gained nothing: ``bench/bench_xgb_threads.py``).
+#: Up to this many rows a prediction runs on one thread, above it ``n_jobs`` (LightGBM's cut-off; up
+#: to it a second thread gave no consistent gain, at 100,000 rows it halved the time when the other
+#: core was free: ``bench/bench_xgb_threads.py``, docs/models.md "XGBoost").
 SMALL_BATCH_ROWS = 10_000
 
 
