@@ -165,8 +165,11 @@ def test_8_page_loads_and_api_calls_share_the_server(open_server, sample_rows, m
 
 
 def test_8_api_work_runs_in_worker_threads(app_env, fitted_tree, sample_rows, monkeypatch):
-    """Parsing, scoring, storage, listing and health checks run off the event loop (in-process server)."""
+    """Scoring, storage, listing and health checks run off the event loop (in-process server); only a small
+    body's decoding may run on it (tests/api/test_handlers.py covers where each body is decoded)."""
     from fraud_app.api import handlers
+    from fraud_app.inference import service
+    from fraud_app.storage import writer
     from tests.api.conftest import InProcessServer
 
     fitted_tree.save("tree", overwrite=True)
@@ -178,9 +181,10 @@ def test_8_api_work_runs_in_worker_threads(app_env, fitted_tree, sample_rows, mo
             return fn(*args, **kwargs)
         return wrapper
 
-    for name in ("_create_predictions", "_list_payload", "_models_payload", "_get_prediction", "_dataset_info",
-                 "_model_info"):
+    for name in ("_list_payload", "_models_payload", "_get_prediction", "_dataset_info", "_model_info"):
         monkeypatch.setattr(handlers, name, spy(name, getattr(handlers, name)))
+    monkeypatch.setattr(service, "_predict", spy("_predict", service._predict))
+    monkeypatch.setattr(writer.GroupWriter, "write", spy("GroupWriter.write", writer.GroupWriter.write))
     import fraud_app.storage as storage
 
     monkeypatch.setattr(storage, "probe_database", spy("probe_database", storage.probe_database))
@@ -195,7 +199,7 @@ def test_8_api_work_runs_in_worker_threads(app_env, fitted_tree, sample_rows, mo
         assert client.get("/api/health").status == 200
     finally:
         server.stop()
-    assert set(seen) == {"_create_predictions", "_list_payload", "_models_payload", "_get_prediction",
+    assert set(seen) == {"_predict", "GroupWriter.write", "_list_payload", "_models_payload", "_get_prediction",
                          "_dataset_info", "_model_info", "probe_database"}
     for name, thread in seen.items():
         assert thread.startswith(("fraud-api", "fraud-health")), (name, thread)
