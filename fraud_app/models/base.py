@@ -701,6 +701,33 @@ def calibration_param(default: str = "none") -> param.Selector:
             "'sigmoid' (Platt, keeps the ranking) or 'isotonic'.")
 
 
+#: The hyper-parameters the gradient-boosting kinds (LightGBM, XGBoost) share, declared once: a kind takes them
+#: with :func:`boosting_param`, overriding a default or a doc where its library differs.
+_BOOSTING_PARAMS: dict[str, tuple[type[param.Parameter], dict[str, Any]]] = {
+    "subsample": (param.Number, {"default": 0.8, "bounds": (1e-6, 1.0), "softbounds": (0.1, 1.0),
+                                 "doc": "Share of rows sampled for each tree."}),
+    "colsample_bytree": (param.Number, {"default": 0.8, "bounds": (1e-6, 1.0), "softbounds": (0.1, 1.0),
+                                        "doc": "Share of inputs sampled for each tree."}),
+    "reg_lambda": (param.Number, {"default": 1.0, "bounds": (0.0, 1e9), "softbounds": (0.0, 100.0),
+                                  "doc": "L2 regularisation of leaf values."}),
+    "scale_pos_weight": (param.Number, {"default": 1.0, "bounds": (1e-6, 1e9), "softbounds": (1.0, 600.0),
+                                        "doc": "Weight of the fraud class (1 = none; large values over-flag and "
+                                               "inflate the probabilities)."}),
+    "max_delta_step": (param.Number, {"default": 0.0, "bounds": (0.0, 1e9), "softbounds": (0.0, 10.0),
+                                      "doc": "Cap on each leaf's output (0 = no cap); a small cap steadies boosting "
+                                             "when frauds are rare."}),
+    "random_state": (param.Integer, {"default": 0, "bounds": (0, 2**31 - 1), "precedence": -1,
+                                     "doc": "Seed of the row and column sampling."}),
+}
+
+
+def boosting_param(name: str, **overrides: Any) -> param.Parameter:
+    """The shared gradient-boosting hyper-parameter ``name`` (:data:`_BOOSTING_PARAMS`), with ``overrides``
+    (``default``, ``doc``...) for one kind."""
+    kind, spec = _BOOSTING_PARAMS[name]
+    return kind(**{**spec, **overrides})
+
+
 # -- registry -------------------------------------------------------------------------------------
 
 _KINDS: dict[str, type[FraudModel]] = {}

@@ -26,7 +26,14 @@ import numpy as np
 import param
 
 from fraud_app.data import MODEL_FEATURES
-from fraud_app.models.base import FraudModel, ModelParams, Reporter, calibration_param, register_kind
+from fraud_app.models.base import (
+    FraudModel,
+    ModelParams,
+    Reporter,
+    boosting_param,
+    calibration_param,
+    register_kind,
+)
 from fraud_app.models.calibration import sigmoid
 from fraud_app.models.errors import ModelLoadError
 
@@ -63,23 +70,17 @@ class XGBoostModel(FraudModel):
                                   doc="Maximum depth of each tree.")
         min_child_weight = param.Number(default=1.0, bounds=(0.0, 1e9), softbounds=(0.0, 100.0),
                                         doc="Minimum sum of instance weight (hessian) in a leaf.")
-        subsample = param.Number(default=0.8, bounds=(1e-6, 1.0), softbounds=(0.1, 1.0),
-                                 doc="Share of rows sampled for each tree.")
-        colsample_bytree = param.Number(default=0.8, bounds=(1e-6, 1.0), softbounds=(0.1, 1.0),
-                                        doc="Share of inputs sampled for each tree.")
-        reg_lambda = param.Number(default=1.0, bounds=(0.0, 1e9), softbounds=(0.0, 100.0),
-                                  doc="L2 regularisation of leaf values.")
-        scale_pos_weight = param.Number(default=1.0, bounds=(1e-6, 1e9), softbounds=(1.0, 600.0),
-                                        doc="Weight of the fraud class (1 = none; large values over-flag and "
-                                            "inflate the probabilities).")
-        max_delta_step = param.Number(default=1.0, bounds=(0.0, 1e9), softbounds=(0.0, 10.0),
-                                      doc="Cap on each leaf's output (0 = no cap); the study's 1 steadies boosting "
-                                          "when frauds are rare.")
+        subsample = boosting_param("subsample")
+        colsample_bytree = boosting_param("colsample_bytree")
+        reg_lambda = boosting_param("reg_lambda")
+        scale_pos_weight = boosting_param("scale_pos_weight")
+        max_delta_step = boosting_param("max_delta_step", default=1.0,
+                                        doc="Cap on each leaf's output (0 = no cap); the study's 1 steadies boosting "
+                                            "when frauds are rare.")
         calibration = calibration_param("sigmoid")
         n_jobs = param.Integer(default=2, bounds=(1, 64), precedence=-1,
                                doc="Threads used by XGBoost (fits and predictions of over 10,000 rows).")
-        random_state = param.Integer(default=0, bounds=(0, 2**31 - 1), precedence=-1,
-                                     doc="Seed of the row and column sampling.")
+        random_state = boosting_param("random_state")
 
     def _xgb_params(self) -> dict[str, Any]:
         p = self.params
